@@ -1,0 +1,1 @@
+"""mailbag: a mail-access server."""
