@@ -1,1 +1,3 @@
 """mailbag: a mail-access server."""
+
+__version__ = "0.1.0"

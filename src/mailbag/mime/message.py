@@ -14,11 +14,13 @@ from datetime import datetime
 @dataclass(frozen=True, slots=True)
 class Address:
     """One RFC 5322 address as ENVELOPE renders it (RFC 9051 "address").
-    A group start has mailbox=group name and host None; a group end has both None."""
+    A group start has mailbox=group name and host None; a group end has both None.
+    ``adl`` is the obsolete source route ("@a,@b"), almost always None."""
 
     name: str | None
     mailbox: str | None
     host: str | None
+    adl: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

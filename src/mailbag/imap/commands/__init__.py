@@ -1,0 +1,15 @@
+"""IMAP command handlers, one module per command family; importing this
+package registers them all in imap.registry.REGISTRY."""
+
+from mailbag.imap.commands import (  # noqa: F401
+    append,
+    fetch,
+    general,
+    idle,
+    listing,
+    login,
+    mailboxes,
+    messages,
+    search,
+    select,
+)

@@ -1,0 +1,200 @@
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3501 RFC822* items;
+RFC 3516 BINARY; RFC 7162 §3.1.4-3.1.5 MODSEQ and CHANGEDSINCE; RFC 8970
+PREVIEW; RFC 8514 SAVEDATE; RFC 8474 EMAILID/THREADID).
+
+Everything but body sections comes from the facts stored at ingest; the blob
+is read only when a body section is asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
+from mailbag.mime.message import ParsedMessage
+from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
+from mailbag.store.api import MessageRecord
+from mailbag.wire.commands import Fetch, FetchAtt, Section
+from mailbag.wire.dates import format_internaldate
+from mailbag.wire.values import Literal, quoted_or_literal
+
+if TYPE_CHECKING:
+    from mailbag.imap.session import Session
+
+BATCH = 200
+SETS_SEEN = {"RFC822", "RFC822.TEXT"}
+
+
+def section_label(section: Section) -> bytes:
+    parts = [".".join(str(p) for p in section.part)] if section.part else []
+    if section.text:
+        text = section.text
+        if section.fields:
+            text += " (" + " ".join(f.decode("ascii", "replace") for f in section.fields) + ")"
+        parts.append(text)
+    return ".".join(parts).encode()
+
+
+def _needs_body(att: FetchAtt) -> bool:
+    return att.name in ("BODY[]", "BINARY[]", "BINARY.SIZE", "RFC822", "RFC822.HEADER",
+                        "RFC822.TEXT")
+
+
+def _sets_seen(att: FetchAtt) -> bool:
+    if att.name in ("BODY[]", "BINARY[]"):
+        return not att.peek
+    return att.name in SETS_SEEN
+
+
+def _slice(data: bytes, att: FetchAtt) -> tuple[bytes, bytes]:
+    if att.partial is None:
+        return data, b""
+    start = att.partial.start
+    end = None if att.partial.length is None else start + att.partial.length
+    return data[start:end], b"<%d>" % start
+
+
+VIEW_ONLY = frozenset({"UID", "FLAGS", "MODSEQ"})
+
+
+def render_view_item(s: Session, att: FetchAtt, uid: int) -> list[bytes]:
+    """Items answered from the session's view alone."""
+    sel = s.require_selected()
+    known = sel.known[uid]
+    if att.name == "UID":
+        return [b"UID %d" % uid]
+    if att.name == "MODSEQ":
+        return [b"MODSEQ (%d)" % known.modseq]
+    flags = set(known.flags)
+    if uid in sel.recent:
+        flags.add("\\Recent")
+    return [b"FLAGS (" + " ".join(sorted(flags)).encode() + b")"]
+
+
+def render_item(
+    s: Session, att: FetchAtt, rec: MessageRecord, facts: ParsedMessage, raw: bytes | None
+) -> list[bytes]:
+    name = att.name
+    if name == "INTERNALDATE":
+        return [b"INTERNALDATE " + format_internaldate(rec.internaldate)]
+    if name == "RFC822.SIZE":
+        return [b"RFC822.SIZE %d" % rec.size]
+    if name == "ENVELOPE":
+        return [b"ENVELOPE " + facts.envelope]
+    if name == "BODYSTRUCTURE":
+        return [b"BODYSTRUCTURE " + facts.bodystructure]
+    if name == "BODY":
+        return [b"BODY " + facts.body]
+    if name == "PREVIEW":
+        return [b"PREVIEW " + quoted_or_literal(facts.preview.encode("utf-8"))]
+    if name == "SAVEDATE":
+        return [b"SAVEDATE " + format_internaldate(rec.savedate)]
+    if name == "EMAILID":
+        return [b"EMAILID (M" + rec.blob_id[:24].encode() + b")"]
+    if name == "THREADID":
+        return [b"THREADID NIL"]
+    assert raw is not None
+    if name == "RFC822":
+        return [b"RFC822 {%d}\r\n" % len(raw), raw]
+    if name == "RFC822.HEADER":
+        data = section_bytes(raw, facts, Section(text="HEADER")) or b""
+        return [b"RFC822.HEADER {%d}\r\n" % len(data), data]
+    if name == "RFC822.TEXT":
+        data = section_bytes(raw, facts, Section(text="TEXT")) or b""
+        return [b"RFC822.TEXT {%d}\r\n" % len(data), data]
+    section = att.section or Section()
+    label = section_label(section)
+    if name == "BODY[]":
+        data = section_bytes(raw, facts, section)
+        if data is None:
+            # A part that does not exist (RFC 9051 leaves it open; NIL as Gmail does).
+            return [b"BODY[" + label + b"] NIL"]
+        data, origin = _slice(data, att)
+        return [b"BODY[" + label + b"]" + origin + b" {%d}\r\n" % len(data), data]
+    try:
+        decoded = binary_section(raw, facts, section.part)
+    except UnknownEncoding:
+        raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+    if name == "BINARY.SIZE":
+        # The grammar requires a number, so a missing part has size 0.
+        size = len(decoded) if decoded is not None else 0
+        return [b"BINARY.SIZE[" + label + b"] %d" % size]
+    if decoded is None:
+        return [b"BINARY[" + label + b"] NIL"]
+    decoded, origin = _slice(decoded, att)
+    lit = Literal(decoded, binary=b"\x00" in decoded)
+    prefix = b"~" if lit.binary else b""
+    return [b"BINARY[" + label + b"]" + origin + b" " + prefix + b"{%d}\r\n" % len(decoded),
+            decoded]
+
+
+async def fetch_messages(
+    s: Session, seqs_uids: Sequence[tuple[int, int]], items: Sequence[FetchAtt]
+) -> None:
+    sel = s.require_selected()
+    need_body = any(_needs_body(a) for a in items)
+    need_record = need_body or any(a.name not in VIEW_ONLY for a in items)
+    for start in range(0, len(seqs_uids), BATCH):
+        batch = seqs_uids[start:start + BATCH]
+        records: dict[int, MessageRecord] = {}
+        if need_record:
+            for rec in await s.store.fetch_records(sel.info.id, [u for _, u in batch]):
+                records[rec.uid] = rec
+        for seq, uid in batch:
+            rec = records.get(uid)
+            if need_record and rec is None:
+                continue  # expunged by another session meanwhile
+            facts = ParsedMessage.from_bytes(rec.facts) if rec is not None else None
+            raw = await s.store.read_blob(rec.blob_id) if rec is not None and need_body else None
+            chunks: list[bytes] = []
+            for i, att in enumerate(items):
+                if i:
+                    chunks.append(b" ")
+                if att.name in VIEW_ONLY:
+                    chunks.extend(render_view_item(s, att, uid))
+                else:
+                    assert rec is not None and facts is not None
+                    chunks.extend(render_item(s, att, rec, facts, raw))
+            s.send(b"* %d FETCH (" % seq)
+            for c in chunks:
+                s.send(c)
+            s.send(b")\r\n")
+            await s.maybe_flush()
+
+
+@command(Fetch, SELECTED, forbids_expunge=lambda cmd: not cmd.uid)
+async def fetch(s: Session, cmd: Fetch) -> Reply:
+    sel = s.require_selected()
+    if not cmd.uid and sel.seq_out_of_range(cmd.set):
+        raise bad("Invalid sequence number")
+    items = list(cmd.items)
+    names = {a.name for a in items}
+    mods = cmd.modifiers
+    if mods.vanished:
+        raise bad("VANISHED needs QRESYNC")
+    if mods.changedsince is not None or s.condstore:
+        if mods.changedsince is not None:
+            s.enabled.add("CONDSTORE")
+        if "MODSEQ" not in names and (mods.changedsince is not None or "FLAGS" in names):
+            items.append(FetchAtt("MODSEQ"))
+    if cmd.uid and "UID" not in names:
+        items.insert(0, FetchAtt("UID"))
+    uids = sel.resolve(cmd.set, cmd.uid)
+    if mods.changedsince is not None:
+        uids = [u for u in uids if sel.known[u].modseq > mods.changedsince]
+
+    if not sel.readonly and any(_sets_seen(a) for a in items):
+        unseen = [u for u in uids if "\\Seen" not in sel.known[u].flags]
+        if unseen:
+            result = await s.store.store_flags(sel.info.id, unseen, "add",
+                                               frozenset({"\\Seen"}))
+            for m in result.changed:
+                k = sel.known.get(m.uid)
+                if k is not None:
+                    k.flags, k.modseq = m.flags, m.modseq
+            if "FLAGS" not in names:
+                items.append(FetchAtt("FLAGS"))
+    pairs = [(seq, u) for u in uids if (seq := sel.seq_of(u)) is not None]
+    await fetch_messages(s, pairs, items)
+    return Reply(text="FETCH completed")

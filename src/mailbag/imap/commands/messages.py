@@ -1,0 +1,122 @@
+"""Commands that change messages: STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3
+UNCHANGEDSINCE/MODIFIED), COPY (§6.4.7), MOVE (§6.4.8, RFC 6851), EXPUNGE and
+UID EXPUNGE (§6.4.3, §6.4.9, RFC 4315), with UIDPLUS response codes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailbag.imap.flags import client_flags
+from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
+from mailbag.imap.selected import compress_uids
+from mailbag.store.api import FlagMode
+from mailbag.wire.commands import Copy, Expunge, Move, Store
+
+if TYPE_CHECKING:
+    from mailbag.imap.session import Session
+
+MODES: dict[str, FlagMode] = {"+": "add", "-": "remove", "": "replace"}
+
+
+def _writable(s: Session) -> None:
+    if s.require_selected().readonly:
+        raise CommandError("Mailbox is read-only", "READ-ONLY")
+
+
+@command(Store, SELECTED, forbids_expunge=lambda cmd: not cmd.uid)
+async def store(s: Session, cmd: Store) -> Reply:
+    sel = s.require_selected()
+    if not cmd.uid and sel.seq_out_of_range(cmd.set):
+        raise bad("Invalid sequence number")
+    _writable(s)
+    flags = client_flags(cmd.flags, allow_recent=True)
+    uids = sel.resolve(cmd.set, cmd.uid)
+    if cmd.unchangedsince is not None:
+        s.enabled.add("CONDSTORE")
+    result = await s.store.store_flags(sel.info.id, uids, MODES[cmd.mode], flags,
+                                       cmd.unchangedsince)
+    for m in result.changed:
+        k = sel.known.get(m.uid)
+        if k is not None:
+            k.flags, k.modseq = m.flags, m.modseq
+        sel.keywords.update(f for f in m.flags if not f.startswith("\\"))
+    modified = set(result.modified_uids)
+    changed = {m.uid for m in result.changed}
+    for uid in uids:
+        if uid in modified:
+            continue
+        # .SILENT suppresses the echo, but under CONDSTORE the new MODSEQ of
+        # a changed message is still sent (RFC 7162 §3.1.3).
+        if cmd.silent and not (s.condstore and uid in changed):
+            continue
+        seq = sel.seq_of(uid)
+        if seq is None:
+            continue
+        line = sel.fetch_flags_line(seq, uid, s.condstore, uid_item=cmd.uid)
+        if cmd.silent:
+            line = b"* %d FETCH (%sMODSEQ (%d))\r\n" % (
+                seq, b"UID %d " % uid if cmd.uid else b"", sel.known[uid].modseq)
+        s.send(line)
+    if modified:
+        if cmd.uid:
+            ids = compress_uids(modified)
+        else:
+            ids = compress_uids(q for u in modified if (q := sel.seq_of(u)) is not None)
+        return Reply(text="Some messages were modified", code="MODIFIED " + ids.decode())
+    return Reply(text="STORE completed")
+
+
+async def _destination(s: Session, raw: str) -> int:
+    info = await s.find_mailbox(raw, code="TRYCREATE")
+    return info.id
+
+
+@command(Copy, SELECTED)
+async def copy(s: Session, cmd: Copy) -> Reply:
+    sel = s.require_selected()
+    if not cmd.uid and sel.seq_out_of_range(cmd.set):
+        raise bad("Invalid sequence number")
+    dest = await _destination(s, cmd.mailbox)
+    uids = sel.resolve(cmd.set, cmd.uid)
+    if not uids:
+        return Reply(text="No messages copied")
+    result = await s.store.copy(sel.info.id, uids, dest)
+    if dest == sel.info.id:
+        sel.dirty = True
+    code = (f"COPYUID {result.uidvalidity} {compress_uids(result.source_uids).decode()} "
+            f"{compress_uids(result.dest_uids).decode()}")
+    return Reply(text="COPY completed", code=code)
+
+
+@command(Move, SELECTED)
+async def move(s: Session, cmd: Move) -> Reply:
+    sel = s.require_selected()
+    if not cmd.uid and sel.seq_out_of_range(cmd.set):
+        raise bad("Invalid sequence number")
+    _writable(s)
+    dest = await _destination(s, cmd.mailbox)
+    uids = sel.resolve(cmd.set, cmd.uid)
+    if not uids:
+        return Reply(text="No messages moved")
+    if dest == sel.info.id:
+        raise CommandError("Cannot move to the same mailbox", "CANNOT")
+    result = await s.store.move(sel.info.id, uids, dest)
+    code = (f"COPYUID {result.uidvalidity} {compress_uids(result.source_uids).decode()} "
+            f"{compress_uids(result.dest_uids).decode()}")
+    # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges.
+    s.untagged_ok("Moved", code)
+    sel.dirty = True
+    return Reply(text="MOVE completed")
+
+
+@command(Expunge, SELECTED)
+async def expunge(s: Session, cmd: Expunge) -> Reply:
+    sel = s.require_selected()
+    _writable(s)
+    uids = sel.resolve(cmd.uids, True) if cmd.uids is not None else None
+    if uids is not None and not uids:
+        return Reply(text="EXPUNGE completed")
+    await s.store.expunge(sel.info.id, uids)
+    sel.dirty = True
+    return Reply(text="EXPUNGE completed")

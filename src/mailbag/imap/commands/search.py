@@ -1,0 +1,104 @@
+"""SEARCH and UID SEARCH (RFC 9051 §6.4.4, §7.3.4 ESEARCH responses),
+ESEARCH return options (RFC 4731), SEARCHRES (RFC 5182), CONDSTORE MODSEQ
+(RFC 7162 §3.1.5). Key evaluation lives in imap/search.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mailbag.imap.registry import SELECTED, CommandError, Reply, command
+from mailbag.imap.search import SearchContext, search_with_modseq
+from mailbag.imap.selected import compress_uids
+from mailbag.wire.commands import (
+    Search,
+    SearchAnd,
+    SearchKey,
+    SearchModseq,
+    SearchNot,
+    SearchOr,
+)
+
+if TYPE_CHECKING:
+    from mailbag.imap.session import Session
+
+CHARSETS = {"UTF-8", "US-ASCII"}
+
+
+def _uses_modseq(key: SearchKey) -> bool:
+    if isinstance(key, SearchModseq):
+        return True
+    if isinstance(key, SearchNot):
+        return _uses_modseq(key.key)
+    if isinstance(key, SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, SearchAnd):
+        return any(_uses_modseq(k) for k in key.keys)
+    return False
+
+
+@command(Search, SELECTED, forbids_expunge=lambda cmd: not cmd.uid)
+async def search(s: Session, cmd: Search) -> Reply:
+    sel = s.require_selected()
+    if cmd.charset is not None and cmd.charset.upper() not in CHARSETS:
+        raise CommandError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    ctx = SearchContext(
+        mailbox_id=sel.info.id,
+        uids=tuple(sel.uids),
+        flags={u: k.flags for u, k in sel.known.items()},
+        recent=frozenset(sel.recent),
+        saved=sel.saved_search,
+        now=datetime.now(UTC),
+    )
+    uids, modseq = await search_with_modseq(s.store, ctx, cmd.key)
+    with_modseq = _uses_modseq(cmd.key)
+    if with_modseq:
+        s.enabled.add("CONDSTORE")
+
+    def ids(values: list[int]) -> list[int]:
+        if cmd.uid:
+            return values
+        return [q for u in values if (q := sel.seq_of(u)) is not None]
+
+    returns = cmd.returns
+    if returns is None and s.rev2:
+        returns = ("ALL",)
+    if returns is None:
+        line = b"* SEARCH" + b"".join(b" %d" % n for n in ids(uids))
+        if with_modseq and uids and modseq is not None:
+            line += b" (MODSEQ %d)" % modseq
+        s.send(line + b"\r\n")
+        return Reply(text="SEARCH completed")
+
+    opts = set(returns) or {"ALL"}
+    if "SAVE" in opts:
+        # With MIN/MAX only, SAVE keeps just those (RFC 5182 §2.4).
+        if uids and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
+            keep = set()
+            if "MIN" in opts:
+                keep.add(uids[0])
+            if "MAX" in opts:
+                keep.add(uids[-1])
+            sel.saved_search = sorted(keep)
+        else:
+            sel.saved_search = list(uids)
+        opts.discard("SAVE")
+        if not opts:
+            return Reply(text="SEARCH completed")
+    values = ids(uids)
+    parts = [b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")']
+    if cmd.uid:
+        parts.append(b"UID")
+    if "MIN" in opts and values:
+        parts.append(b"MIN %d" % values[0])
+    if "MAX" in opts and values:
+        parts.append(b"MAX %d" % values[-1])
+    if "ALL" in opts and values:
+        parts.append(b"ALL " + compress_uids(values))
+    if "COUNT" in opts:
+        parts.append(b"COUNT %d" % len(values))
+    if with_modseq and values and modseq is not None:
+        parts.append(b"MODSEQ %d" % modseq)
+    s.send(b" ".join(parts) + b"\r\n")
+    return Reply(text="SEARCH completed")

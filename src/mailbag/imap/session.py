@@ -1,0 +1,333 @@
+"""One IMAP connection (RFC 9051 §2.2 client/server protocol, §3 states,
+§5.5 multiple commands in progress, §7.1 server responses).
+
+The session reads bytes, feeds the sans-IO parser, runs each command through
+the registry and writes the responses. Between commands it turns store
+changes into untagged responses (DESIGN.md rule 3 and 4); store change events
+only mark the view dirty, so an idle connection costs no work until it is
+woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mailbag.imap import names
+from mailbag.imap.registry import REGISTRY, CommandError, Reply, State
+from mailbag.imap.selected import SelectedMailbox
+from mailbag.log import log_event
+from mailbag.store.api import Account, MailboxInfo, Store, StoreError
+from mailbag.wire.commands import (
+    Append,
+    AuthLine,
+    Command,
+    IdleDone,
+    NeedContinuation,
+    ProtocolError,
+)
+from mailbag.wire.parser import CommandParser, Limits
+
+if TYPE_CHECKING:
+    from mailbag.auth.authenticator import Authenticator
+    from mailbag.config import Config
+
+log = logging.getLogger("mailbag.imap")
+
+FLUSH_AT = 64 * 1024
+# Pipelined APPENDs run concurrently so that they share the store's group
+# commits; this caps how many one connection may have in flight.
+APPEND_WINDOW = 32
+
+
+@dataclass
+class ServerContext:
+    """What every session of one server shares."""
+
+    config: Config
+    store: Store
+    authenticator: Authenticator
+    tls_context: ssl.SSLContext | None
+    sessions: set[Session] = field(default_factory=set)
+    shutting_down: bool = False
+
+
+class Session:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls_active: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.reader = reader
+        self.writer = writer
+        self.tls_active = tls_active
+        peer = writer.get_extra_info("peername")
+        self.remote_ip: str = peer[0] if isinstance(peer, tuple) else "local"
+        limits = ctx.config.limits
+        self.parser = CommandParser(
+            Limits(max_line=limits.max_line, max_literal=limits.preauth_max_literal)
+        )
+        self.state = State.NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.wake = asyncio.Event()       # set when the selected mailbox changed
+        self.closing = False
+        self.busy = False
+        self.inflight: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------- properties
+    @property
+    def secure(self) -> bool:
+        if self.tls_active:
+            return True
+        loopback = self.remote_ip in ("127.0.0.1", "::1") or self.remote_ip.startswith("127.")
+        return loopback and self.ctx.config.secure_loopback
+
+    @property
+    def utf8(self) -> bool:
+        return "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    def require_account(self) -> Account:
+        if self.account is None:  # pragma: no cover - the registry checks state
+            raise CommandError("Not authenticated")
+        return self.account
+
+    def require_selected(self) -> SelectedMailbox:
+        if self.selected is None:  # pragma: no cover - the registry checks state
+            raise CommandError("No mailbox selected")
+        return self.selected
+
+    # --------------------------------------------------------------- output
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_size += len(data)
+
+    async def flush(self) -> None:
+        if self.out:
+            self.writer.write(b"".join(self.out))
+            self.out.clear()
+            self.out_size = 0
+        await self.writer.drain()
+
+    async def maybe_flush(self) -> None:
+        if self.out_size >= FLUSH_AT:
+            await self.flush()
+
+    def untagged_ok(self, text: str, code: str | None = None) -> None:
+        c = f"[{code}] " if code else ""
+        self.send(f"* OK {c}{text}\r\n".encode())
+
+    # ------------------------------------------------------------ mailboxes
+    def mailbox_name(self, raw: str) -> str:
+        try:
+            return names.from_client(raw, self.utf8)
+        except names.BadName as exc:
+            raise CommandError(str(exc), "CANNOT") from exc
+
+    def client_name(self, name: str) -> str:
+        return names.to_client(name, self.utf8)
+
+    async def find_mailbox(self, raw: str, code: str = "NONEXISTENT") -> MailboxInfo:
+        name = self.mailbox_name(raw)
+        info = await self.store.get_mailbox(self.require_account().id, name)
+        if info is None or info.noselect:
+            raise CommandError(f"Mailbox does not exist: {raw}", code)
+        return info
+
+    def on_store_change(self, mailbox_id: int, modseq: int) -> None:
+        sel = self.selected
+        if sel is not None and sel.info.id == mailbox_id and modseq > sel.modseq:
+            sel.dirty = True
+            self.wake.set()
+
+    async def sync_updates(self, allow_expunge: bool = True, force: bool = False) -> None:
+        """Send what changed in the selected mailbox since the client was told."""
+        sel = self.selected
+        if sel is None or not (sel.dirty or force):
+            return
+        changes = await self.store.changes_since(sel.info.id, sel.modseq)
+        lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync)
+        if lines is None:
+            sel.dirty = True
+            return
+        for line in lines:
+            self.send(line)
+
+    # ----------------------------------------------------------------- loop
+    async def run(self) -> None:
+        self.store.add_listener(self.on_store_change)
+        self.ctx.sessions.add(self)
+        try:
+            from mailbag.imap.capabilities import capability_string
+
+            if self.ctx.shutting_down:
+                self.send(b"* BYE Server shutting down\r\n")
+            else:
+                self.send(f"* OK [CAPABILITY {capability_string(self)}] mailbag ready\r\n".encode())
+            await self.flush()
+            await self.loop()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            for task in self.inflight:
+                task.cancel()
+            self.store.remove_listener(self.on_store_change)
+            self.ctx.sessions.discard(self)
+            try:
+                self.writer.close()
+            except Exception:  # noqa: BLE001 - best effort on a dying transport
+                pass
+
+    async def read_more(self) -> bool:
+        cfg = self.ctx.config.limits
+        timeout = cfg.preauth_timeout if self.state is State.NOT_AUTHENTICATED else cfg.idle_timeout
+        try:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+        except TimeoutError:
+            self.send(b"* BYE Autologout; idle for too long\r\n")
+            await self.flush()
+            return False
+        if not data:
+            return False
+        self.parser.feed(data)
+        return True
+
+    async def loop(self) -> None:
+        while not self.closing:
+            event = self.parser.next_event()
+            if event is None:
+                if not await self.read_more():
+                    return
+                continue
+            if isinstance(event, NeedContinuation):
+                self.send(b"+ Ready for literal data\r\n")
+                await self.flush()
+                continue
+            if isinstance(event, ProtocolError):
+                await self.protocol_error(event)
+                continue
+            if isinstance(event, (AuthLine, IdleDone)):
+                # Only valid inside AUTHENTICATE/IDLE, which read their own lines.
+                self.send(b"* BAD Unexpected continuation line\r\n")
+                await self.flush()
+                continue
+            if isinstance(event, Append) and self.state is not State.NOT_AUTHENTICATED:
+                task = asyncio.ensure_future(self.execute(event))
+                self.inflight.add(task)
+                task.add_done_callback(self.inflight.discard)
+                if len(self.inflight) >= APPEND_WINDOW:
+                    await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            await self.drain_inflight()
+            await self.execute(event)
+            if self.ctx.shutting_down and not self.closing:
+                self.send(b"* BYE Server shutting down\r\n")
+                await self.flush()
+                return
+
+    async def drain_inflight(self) -> None:
+        """Every other command waits for pipelined APPENDs: their effects
+        (EXISTS, APPENDUID) must be visible to what follows them."""
+        if self.inflight:
+            await asyncio.gather(*list(self.inflight))
+
+    async def protocol_error(self, err: ProtocolError) -> None:
+        code = f"[{err.code}] " if err.code else ""
+        tag = err.tag or "*"
+        self.send(f"{tag} {err.status} {code}{err.message}\r\n".encode())
+        if err.fatal:
+            self.send(b"* BYE Too many protocol errors\r\n")
+            self.closing = True
+        await self.flush()
+
+    async def execute(self, cmd: Command) -> None:
+        entry = REGISTRY.get(type(cmd))
+        if entry is None:
+            reply = Reply("BAD", "Command not implemented")
+        elif self.state not in entry.states:
+            reply = Reply("BAD", f"Command not valid in {self.state.value} state")
+        else:
+            self.busy = True
+            try:
+                reply = await entry.handler(self, cmd)
+            except CommandError as exc:
+                reply = exc.reply
+            except StoreError as exc:
+                reply = Reply("NO", str(exc) or type(exc).__name__, exc.code)
+            except (ConnectionError, ssl.SSLError):
+                raise
+            except Exception:
+                log.exception("command failed: %s", type(cmd).__name__)
+                reply = Reply("NO", "Internal error; the command was not completed", "SERVERBUG")
+            finally:
+                self.busy = False
+            if self.selected is not None and reply.status != "BAD" and self.state is State.SELECTED:
+                try:
+                    await self.sync_updates(allow_expunge=not entry.forbids_expunge(cmd))
+                except StoreError:
+                    pass
+        if self.state is State.LOGOUT:
+            self.closing = True
+        if not reply.answered:
+            code = f"[{reply.code}] " if reply.code else ""
+            self.send(f"{cmd.tag} {reply.status} {code}{reply.text}\r\n".encode())
+        await self.flush()
+
+    # ------------------------------------------------------------ raw lines
+    async def read_auth_line(self) -> bytes | None:
+        """The client's next SASL response line (RFC 9051 §6.2.2)."""
+        self.parser.expect_auth_line()
+        while True:
+            event = self.parser.next_event()
+            if event is None:
+                if not await self.read_more():
+                    return None
+                continue
+            if isinstance(event, AuthLine):
+                return event.data
+            if isinstance(event, ProtocolError):
+                return None
+            # A command while waiting for an auth line: treat as cancel.
+            return None
+
+    async def start_tls(self) -> None:
+        assert self.ctx.tls_context is not None
+        # Anything the client pipelined after STARTTLS was sent in clear text
+        # and must not be executed as if it came over TLS (RFC 9051 §6.2.1).
+        self.parser.discard_buffer()
+        await self.writer.start_tls(self.ctx.tls_context)
+        self.tls_active = True
+
+    def after_login(self, account: Account) -> None:
+        self.account = account
+        self.state = State.AUTHENTICATED
+        limits = self.ctx.config.limits
+        self.parser.limits = Limits(max_line=limits.max_line, max_literal=limits.max_literal)
+        log_event(log, "login", user=account.name, rip=self.remote_ip,
+                  tls="yes" if self.tls_active else "no")
+
+    def b64(self, data: bytes) -> bytes:
+        return base64.b64encode(data)

@@ -1,0 +1,125 @@
+"""SORT ordering: RFC 5256 §3 (ARRIVAL CC DATE FROM REVERSE SIZE SUBJECT TO,
+the i;ascii-casemap comparator of RFC 4790 §9.2) and RFC 5957 §3
+(DISPLAYFROM, DISPLAYTO).
+
+Sort keys are computed once per message from its MessageRecord and parsed
+facts, loading records in bounded batches; only the small keys are kept.
+Messages that compare equal on every criterion stay in sequence-number order
+(RFC 5256 §3: the final tiebreak is the sequence number, never reversed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from mailbag.imap import search as _search
+from mailbag.imap.search import SearchContext
+from mailbag.mime.headers import decode_words
+from mailbag.mime.message import Address, ParsedMessage
+from mailbag.store.api import MessageRecord, Store
+
+CRITERIA = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+                      "DISPLAYFROM", "DISPLAYTO"})
+
+# i;ascii-casemap: only a-z fold; other characters compare as they are.
+_ASCII_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
+
+SortKey = int | float | str
+
+
+def casemap(text: str) -> str:
+    return text.translate(_ASCII_UPPER)
+
+
+def _first_mailbox(addresses: Sequence[Address]) -> str:
+    # RFC 5256: the addr-mailbox of the first address; for a group Dovecot
+    # takes the group name, which is what the group start carries.
+    if not addresses:
+        return ""
+    return addresses[0].mailbox or ""
+
+
+def _display(addresses: Sequence[Address]) -> str:
+    """RFC 5957 §3: the decoded display name of the first address, or its
+    addr-spec when it has none."""
+    if not addresses:
+        return ""
+    a = addresses[0]
+    if a.name:
+        return decode_words(a.name)
+    if a.host is None:
+        return a.mailbox or ""
+    return f"{a.mailbox or ''}@{a.host}"
+
+
+def _timestamp(d: datetime) -> float:
+    return d.timestamp()
+
+
+def _key_function(name: str) -> Callable[[MessageRecord, Callable[[], ParsedMessage]], SortKey]:
+    if name == "ARRIVAL":
+        return lambda rec, _p: _timestamp(rec.internaldate)
+    if name == "SIZE":
+        return lambda rec, _p: rec.size
+    if name == "DATE":
+        def sent(rec: MessageRecord, parsed: Callable[[], ParsedMessage]) -> SortKey:
+            d = parsed().sent_date
+            # RFC 5256: without a usable Date: the internal date stands in.
+            return _timestamp(d if d is not None else rec.internaldate)
+        return sent
+    if name == "SUBJECT":
+        return lambda _r, p: casemap(p().base_subject)
+    if name == "FROM":
+        return lambda _r, p: casemap(_first_mailbox(p().from_))
+    if name == "TO":
+        return lambda _r, p: casemap(_first_mailbox(p().to))
+    if name == "CC":
+        return lambda _r, p: casemap(_first_mailbox(p().cc))
+    if name == "DISPLAYFROM":
+        return lambda _r, p: casemap(_display(p().from_))
+    if name == "DISPLAYTO":
+        return lambda _r, p: casemap(_display(p().to))
+    raise ValueError(f"unknown sort criterion {name}")
+
+
+def _empty_key(name: str) -> SortKey:
+    return 0 if name in ("ARRIVAL", "SIZE", "DATE") else ""
+
+
+async def sort(
+    store: Store,
+    ctx: SearchContext,
+    criteria: Sequence[tuple[str, bool]],
+    uids: Sequence[int],
+) -> list[int]:
+    """Order ``uids`` (normally a SEARCH result) by ``criteria``: pairs of
+    (criterion name upper-cased, reverse). Returns UIDs in sorted order."""
+    names = [name.upper() for name, _reverse in criteria]
+    functions = [_key_function(n) for n in names]
+    ordered = sorted(set(uids))
+    keys: dict[int, tuple[SortKey, ...]] = {}
+    needs_records = bool(names)
+    batch = _search.BATCH
+    for i in range(0, len(ordered) if needs_records else 0, batch):
+        for rec in await store.fetch_records(ctx.mailbox_id, ordered[i:i + batch]):
+            cache: list[ParsedMessage] = []
+
+            def parsed(rec: MessageRecord = rec, cache: list[ParsedMessage] = cache) -> ParsedMessage:
+                if not cache:
+                    cache.append(ParsedMessage.from_bytes(rec.facts))
+                return cache[0]
+
+            keys[rec.uid] = tuple(f(rec, parsed) for f in functions)
+        await asyncio.sleep(0)   # let other connections run between batches
+    # A message gone from the store since the client saw it sorts as empty.
+    missing = tuple(_empty_key(n) for n in names)
+    # Stable sorts from the last criterion to the first give the combined
+    # order, with sequence order (= ascending UID) as the final tiebreak.
+    for index in range(len(criteria) - 1, -1, -1):
+        def criterion(uid: int, k: int = index) -> SortKey:
+            return keys.get(uid, missing)[k]
+
+        ordered.sort(key=criterion, reverse=criteria[index][1])
+    return ordered

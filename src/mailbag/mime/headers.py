@@ -1,0 +1,162 @@
+"""Header sections as bytes: finding their end, splitting them into fields,
+unfolding, and decoding for display (RFC 5322 §2.2, §2.2.3 folding; RFC 2047
+encoded words; RFC 6532 UTF-8 headers with a latin-1 fallback for junk).
+
+Everything here works on the raw message bytes with absolute offsets and never
+raises: a line without a colon is kept as a field whose name is the whole line
+(as Dovecot does), so no byte of a header is ever lost.
+"""
+
+from __future__ import annotations
+
+import email.header
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One field: ``raw[start:end]`` is the field with its folding and line end."""
+
+    name: bytes          # as written, without trailing whitespace
+    value: bytes         # everything after the colon, folding kept, line end stripped
+    start: int
+    end: int
+
+    @property
+    def key(self) -> bytes:
+        """The upper-cased name, for case-insensitive lookups."""
+        return self.name.upper()
+
+
+def line_end(raw: bytes, pos: int, end: int) -> int:
+    """Offset just after the LF ending the line at *pos* (or *end*)."""
+    nl = raw.find(b"\n", pos, end)
+    return end if nl < 0 else nl + 1
+
+
+def is_blank_line(raw: bytes, pos: int, nxt: int) -> bool:
+    """True for an empty line (CRLF or bare LF)."""
+    n = nxt - pos
+    return (n == 1 and raw[pos] == 0x0A) or (n == 2 and raw[pos] == 0x0D and raw[pos + 1] == 0x0A)
+
+
+def split_fields(raw: bytes, start: int, end: int) -> list[HeaderField]:
+    """Split the header section ``raw[start:end]`` into fields.
+
+    *end* is where the body starts; a trailing blank line is ignored.
+    """
+    fields: list[HeaderField] = []
+    pos = start
+    cur_start = -1
+    while pos < end:
+        nxt = line_end(raw, pos, end)
+        if is_blank_line(raw, pos, nxt):
+            break
+        c = raw[pos]
+        if (c == 0x20 or c == 0x09) and cur_start >= 0:
+            pos = nxt
+            continue
+        if cur_start >= 0:
+            fields.append(_make_field(raw, cur_start, pos))
+        cur_start = pos
+        pos = nxt
+    if cur_start >= 0:
+        fields.append(_make_field(raw, cur_start, pos))
+    return fields
+
+
+def _make_field(raw: bytes, start: int, end: int) -> HeaderField:
+    text = raw[start:end]
+    colon = text.find(b":")
+    # A colon on a continuation line does not make the first line a field name.
+    first_nl = text.find(b"\n")
+    if colon < 0 or (0 <= first_nl < colon):
+        name = text.rstrip(b"\r\n")
+        value = b""
+    else:
+        name = text[:colon].rstrip(b" \t")
+        value = text[colon + 1:]
+    if value.endswith(b"\n"):
+        value = value[:-1]
+    if value.endswith(b"\r"):
+        value = value[:-1]
+    return HeaderField(name, value, start, end)
+
+
+_FOLD = re.compile(rb"\r?\n")
+
+
+def unfold(value: bytes) -> bytes:
+    """Remove the line breaks of folding (keeping the whitespace after them),
+    drop NULs (they cannot travel in an IMAP string), and trim the leading
+    whitespace after the colon and any trailing whitespace."""
+    if b"\n" in value or b"\r" in value:
+        value = _FOLD.sub(b"", value).replace(b"\r", b"")
+    if b"\x00" in value:
+        value = value.replace(b"\x00", b"")
+    return value.strip(b" \t")
+
+
+def to_str(data: bytes) -> str:
+    """Header bytes as text: UTF-8 (RFC 6532) when valid, else latin-1 so that
+    every byte maps to a character."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t\r\n]+(?==\?)")
+
+
+def decode_words(text: str) -> str:
+    """RFC 2047-decode *text*; undecodable words stay as written."""
+    if "=?" not in text:
+        return text
+    # Whitespace between adjacent encoded words is not displayed (RFC 2047 §6.2).
+    text = _BETWEEN_WORDS.sub(r"\1", text)
+    return _ENCODED_WORD.sub(_decode_one, text)
+
+
+def _decode_one(m: re.Match[str]) -> str:
+    word = m.group(0)
+    try:
+        parts = email.header.decode_header(word)
+    except Exception:
+        return word
+    out: list[str] = []
+    for data, charset in parts:
+        if isinstance(data, str):
+            out.append(data)
+            continue
+        out.append(decode_charset(data, charset))
+    return "".join(out)
+
+
+def decode_charset(data: bytes, charset: str | None) -> str:
+    """Bytes in a declared charset; unknown charsets are read as UTF-8 with
+    replacement characters rather than failing."""
+    name = (charset or "utf-8").strip().strip('"').lower()
+    if "*" in name:  # RFC 2231 language suffix in an encoded word: "utf-8*en"
+        name = name.split("*", 1)[0]
+    if name in ("", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "8bit"):
+        return to_str(data)
+    try:
+        return data.decode(name, errors="replace")
+    except (LookupError, ValueError):
+        return data.decode("utf-8", errors="replace")
+
+
+def display_value(value: bytes) -> str:
+    """A field value as a person reads it: unfolded, UTF-8/latin-1, RFC 2047-decoded."""
+    return decode_words(to_str(unfold(value)))
+
+
+def first_value(fields: list[HeaderField], key: bytes) -> bytes | None:
+    """The raw value of the first field named *key* (upper-case), or None."""
+    for f in fields:
+        if f.key == key:
+            return f.value
+    return None

@@ -1,0 +1,42 @@
+"""The one ingest path (DESIGN.md rule 2): parse a raw message once and
+compute everything the store keeps beside its blob.
+
+IMAP APPEND, LMTP, ``mailbag deliver`` and ``mailbag import`` all end in
+``Store.append``, which runs ``prepare`` on a worker thread (parsing is CPU
+work) and writes the blob before the database transaction that references it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailbag.mime.parse import parse_message
+from mailbag.mime.text import search_text
+from mailbag.store.blobs import blob_id_of
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    raw: bytes
+    blob_id: str                  # hex SHA-256 of raw
+    size: int                     # RFC822.SIZE
+    facts: bytes                  # ParsedMessage.to_bytes()
+    sent_date: datetime | None
+    search_headers: str           # casefolded, for case-insensitive SEARCH
+    search_body: str              # casefolded
+
+
+def prepare(raw: bytes) -> PreparedMessage:
+    parsed = parse_message(raw)
+    text = search_text(raw, parsed)
+    return PreparedMessage(
+        raw=raw,
+        blob_id=blob_id_of(raw),
+        size=len(raw),
+        facts=parsed.to_bytes(),
+        sent_date=parsed.sent_date,
+        # Casefolded once here so SEARCH can compare with a plain substring test.
+        search_headers=text.headers.casefold(),
+        search_body=text.body.casefold(),
+    )

@@ -1,0 +1,111 @@
+"""Start a throwaway mailbag server for tests, benchmarks and the conformance
+run: a temporary data directory, cheap argon2 parameters, users with known
+passwords, free loopback ports. Used by tests/conftest.py and tools/*.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class TestServer:
+    data_dir: Path
+    imap_port: int = field(default_factory=free_port)
+    imaps_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_config: str = ""
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "mailbag.toml"
+
+    def write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            f'data_dir = "{self.data_dir}"\n'
+            'log_level = "INFO"\n'
+            f"[imap]\nhost = \"127.0.0.1\"\nport = {self.imap_port}\n"
+            f"[imaps]\nhost = \"127.0.0.1\"\nport = {self.imaps_port}\n"
+            # Tests measure protocol behaviour, not password hashing cost.
+            "[argon2]\ntime_cost = 1\nmemory_cost = 1024\nparallelism = 1\n"
+            + self.extra_config
+        )
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailbag.cli.main", *args, "--config", str(self.config_path)],
+            input=stdin, capture_output=True, text=True, check=False,
+        )
+
+    def add_user(self, name: str, password: str) -> None:
+        r = self.cli("user", "add", name, "--password-stdin", stdin=password + "\n")
+        if r.returncode != 0:
+            raise RuntimeError(f"user add failed: {r.stdout}{r.stderr}")
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.write_config()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(self.data_dir / "server.log", "ab") as log:
+            # The child keeps its own copy of the descriptor.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mailbag.cli.main", "serve",
+                 "--config", str(self.config_path)],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited early:\n" + self.log_text())
+            try:
+                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1) as s:
+                    if s.recv(100).startswith(b"* OK"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start:\n" + self.log_text())
+
+    def log_text(self) -> str:
+        try:
+            return (self.data_dir / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def temporary_server(users: dict[str, str]) -> TestServer:
+    server = TestServer(Path(tempfile.mkdtemp(prefix="mailbag-")))
+    server.write_config()
+    for name, password in users.items():
+        server.add_user(name, password)
+    server.start()
+    return server
