@@ -13,7 +13,7 @@ import signal
 import ssl
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from mailbag.auth.authenticator import Authenticator
 from mailbag.auth.passwords import PasswordHasher
@@ -83,7 +83,7 @@ class Server:
         log_event(log, "tls-reloaded", sha256=fingerprint)
 
     def _handler(self, implicit_tls: bool) -> Callable[
-            [asyncio.StreamReader, asyncio.StreamWriter], object]:
+            [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             assert self.ctx is not None
             peer = writer.get_extra_info("peername")
@@ -154,14 +154,12 @@ async def serve(config: Config, ready: Callable[[Server], None] | None = None) -
 def run(config: Config) -> int:
     configure_logging(config.log_level)
     try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    try:
-        if uvloop is not None:
-            uvloop.run(serve(config))
-        else:
+        try:
+            import uvloop
+        except ImportError:
             asyncio.run(serve(config))
+        else:
+            uvloop.run(serve(config))
     except OSError as exc:
         print(f"mailbag: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -166,15 +166,15 @@ class SelectedMailbox:
 def compress_uids(uids: Iterable[int]) -> bytes:
     """Ascending UIDs as a compact sequence set: 1:3,7,9:10."""
     out: list[bytes] = []
-    start = prev = None
-    for u in sorted(uids):
-        if start is None:
-            start = prev = u
-        elif prev is not None and u == prev + 1:
+    ordered = sorted(uids)
+    if not ordered:
+        return b""
+    start = prev = ordered[0]
+    for u in ordered[1:]:
+        if u == prev + 1:
             prev = u
-        else:
-            out.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
-            start = prev = u
-    if start is not None:
+            continue
         out.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
+        start = prev = u
+    out.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
     return b",".join(out)

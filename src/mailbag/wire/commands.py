@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal as L
-from typing import Union
 
 # --------------------------------------------------------------------- sets
 
@@ -100,6 +99,7 @@ class FetchAtt:
     section: Section | None = None
     peek: bool = False
     partial: Partial | None = None
+    lazy: bool = False                  # PREVIEW (LAZY), RFC 8970
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +194,10 @@ class SearchAnd:
     keys: tuple[SearchKey, ...]
 
 
-SearchKey = Union[
-    SearchAll, SearchFlag, SearchHeader, SearchText, SearchDate, SearchWithin,
-    SearchSize, SearchSet, SearchModseq, SearchNot, SearchOr, SearchAnd,
-]
+SearchKey = (
+    SearchAll | SearchFlag | SearchHeader | SearchText | SearchDate | SearchWithin
+    | SearchSize | SearchSet | SearchModseq | SearchNot | SearchOr | SearchAnd
+)
 
 # RETURN options of ESEARCH (RFC 4731) and SEARCHRES (RFC 5182) SAVE.
 SearchReturn = L["MIN", "MAX", "ALL", "COUNT", "SAVE"]
@@ -440,4 +440,4 @@ class ProtocolError:
     fatal: bool = False
 
 
-ParserEvent = Union[Command, NeedContinuation, AuthLine, IdleDone, ProtocolError]
+ParserEvent = Command | NeedContinuation | AuthLine | IdleDone | ProtocolError

@@ -50,10 +50,9 @@ def is_atom_safe(data: bytes) -> bool:
 
 def quoted_or_literal(data: bytes) -> bytes:
     """A string: quoted when it can be, else a literal (8-bit, CR, LF, NUL, long)."""
-    if len(data) <= 1024 and all(0x20 <= c < 0x7F or c == 0x09 for c in data):
-        # TAB is not a QUOTED-CHAR either, but Dovecot and clients accept it; be strict.
-        if 0x09 not in data:
-            return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    # TAB is not a QUOTED-CHAR; some clients accept it, but a literal is always safe.
+    if len(data) <= 1024 and all(0x20 <= c < 0x7F for c in data):
+        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return b"{%d}\r\n" % len(data) + data
 
 
@@ -61,9 +60,12 @@ def astring(data: bytes | str) -> bytes:
     """An astring: atom when safe (plus ']' is fine in astrings), else string."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if data and all(0x20 < c < 0x7F and (c not in _ATOM_SPECIALS or c == 0x5D) for c in data):
-        if data.upper() != b"NIL":
-            return data
+    if (
+        data
+        and all(0x20 < c < 0x7F and (c not in _ATOM_SPECIALS or c == 0x5D) for c in data)
+        and data.upper() != b"NIL"
+    ):
+        return data
     return quoted_or_literal(data)
 
 

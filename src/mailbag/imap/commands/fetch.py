@@ -29,7 +29,7 @@ SETS_SEEN = {"RFC822", "RFC822.TEXT"}
 def section_label(section: Section) -> bytes:
     parts = [".".join(str(p) for p in section.part)] if section.part else []
     if section.text:
-        text = section.text
+        text: str = section.text
         if section.fields:
             text += " (" + " ".join(f.decode("ascii", "replace") for f in section.fields) + ")"
         parts.append(text)
@@ -98,11 +98,11 @@ def render_item(
     if name == "RFC822":
         return [b"RFC822 {%d}\r\n" % len(raw), raw]
     if name == "RFC822.HEADER":
-        data = section_bytes(raw, facts, Section(text="HEADER")) or b""
-        return [b"RFC822.HEADER {%d}\r\n" % len(data), data]
+        header = section_bytes(raw, facts, Section(text="HEADER")) or b""
+        return [b"RFC822.HEADER {%d}\r\n" % len(header), header]
     if name == "RFC822.TEXT":
-        data = section_bytes(raw, facts, Section(text="TEXT")) or b""
-        return [b"RFC822.TEXT {%d}\r\n" % len(data), data]
+        text = section_bytes(raw, facts, Section(text="TEXT")) or b""
+        return [b"RFC822.TEXT {%d}\r\n" % len(text), text]
     section = att.section or Section()
     label = section_label(section)
     if name == "BODY[]":
@@ -139,8 +139,8 @@ async def fetch_messages(
         batch = seqs_uids[start:start + BATCH]
         records: dict[int, MessageRecord] = {}
         if need_record:
-            for rec in await s.store.fetch_records(sel.info.id, [u for _, u in batch]):
-                records[rec.uid] = rec
+            for r in await s.store.fetch_records(sel.info.id, [u for _, u in batch]):
+                records[r.uid] = r
         for seq, uid in batch:
             rec = records.get(uid)
             if need_record and rec is None:

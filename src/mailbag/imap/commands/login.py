@@ -9,7 +9,6 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from mailbag.auth.ratelimit import Blocked
 from mailbag.auth.sasl import (
     Cancel,
     Challenge,
@@ -38,10 +37,9 @@ async def starttls(s: Session, cmd: StartTLS) -> Reply:
 
 
 async def _finish_login(s: Session, username: str, password: bytes, mech: str) -> Reply:
-    try:
-        account = await s.ctx.authenticator.login(username, password, s.remote_ip, mech=mech)
-    except Blocked:
-        raise CommandError("Too many failed logins; try again later", "UNAVAILABLE") from None
+    # A blocked source gets the same answer as a wrong password, so that
+    # blocking reveals nothing about the account.
+    account = await s.ctx.authenticator.login(username, password, s.remote_ip, mech=mech)
     if account is None:
         raise CommandError("Authentication failed", "AUTHENTICATIONFAILED")
     s.after_login(account)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mailbag.imap.registry import SELECTED, CommandError, Reply, command
-from mailbag.imap.search import SearchContext, search_with_modseq
+from mailbag.imap.search import SearchContext, search, search_with_modseq
 from mailbag.imap.selected import compress_uids
 from mailbag.wire.commands import (
     Search,
@@ -39,7 +39,7 @@ def _uses_modseq(key: SearchKey) -> bool:
 
 
 @command(Search, SELECTED, forbids_expunge=lambda cmd: not cmd.uid)
-async def search(s: Session, cmd: Search) -> Reply:
+async def search_command(s: Session, cmd: Search) -> Reply:
     sel = s.require_selected()
     if cmd.charset is not None and cmd.charset.upper() not in CHARSETS:
         raise CommandError("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
@@ -51,10 +51,13 @@ async def search(s: Session, cmd: Search) -> Reply:
         saved=sel.saved_search,
         now=datetime.now(UTC),
     )
-    uids, modseq = await search_with_modseq(s.store, ctx, cmd.key)
     with_modseq = _uses_modseq(cmd.key)
+    modseq: int | None = None
     if with_modseq:
         s.enabled.add("CONDSTORE")
+        uids, modseq = await search_with_modseq(s.store, ctx, cmd.key)
+    else:
+        uids = await search(s.store, ctx, cmd.key)
 
     def ids(values: list[int]) -> list[int]:
         if cmd.uid:

@@ -1,0 +1,152 @@
+"""Read-side queries of the SQLite backend: plain functions of a connection,
+run by the reader pool (each inside one read transaction)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Literal
+
+from mailbag.store import names
+from mailbag.store.api import (
+    Account,
+    Changes,
+    MailboxInfo,
+    MessageMeta,
+    MessageRecord,
+    NotFound,
+    StoreError,
+)
+from mailbag.store.sqlite import rows
+
+
+def uid_list(uids: Sequence[int]) -> str:
+    """A JSON array for ``IN (SELECT value FROM json_each(?))``: one parameter
+    however many UIDs a command names."""
+    return json.dumps([int(u) for u in uids])
+
+
+def get_account(conn: sqlite3.Connection, name: str) -> Account | None:
+    row = conn.execute(f"SELECT {rows.ACCOUNT_COLS} FROM accounts WHERE name = ?", (name,)).fetchone()
+    return rows.account(row) if row else None
+
+
+def list_accounts(conn: sqlite3.Connection) -> list[Account]:
+    cur = conn.execute(f"SELECT {rows.ACCOUNT_COLS} FROM accounts ORDER BY name")
+    return [rows.account(r) for r in cur]
+
+
+def quota_usage(conn: sqlite3.Connection, account_id: int) -> int:
+    row = conn.execute(
+        "SELECT coalesce(sum(size), 0) FROM mailboxes WHERE account_id = ?", (account_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def list_mailboxes(conn: sqlite3.Connection, account_id: int) -> list[MailboxInfo]:
+    cur = conn.execute(
+        f"SELECT {rows.MAILBOX_COLS} FROM mailboxes WHERE account_id = ? ORDER BY name",
+        (account_id,),
+    )
+    return [rows.mailbox(r) for r in cur]
+
+
+def get_mailbox(conn: sqlite3.Connection, account_id: int, name: str) -> MailboxInfo | None:
+    try:
+        name = names.normalize(name)
+    except StoreError:
+        return None
+    row = conn.execute(
+        f"SELECT {rows.MAILBOX_COLS} FROM mailboxes WHERE account_id = ? AND name = ?",
+        (account_id, name),
+    ).fetchone()
+    return rows.mailbox(row) if row else None
+
+
+def mailbox_by_id(conn: sqlite3.Connection, mailbox_id: int) -> MailboxInfo:
+    row = conn.execute(
+        f"SELECT {rows.MAILBOX_COLS} FROM mailboxes WHERE id = ?", (mailbox_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"mailbox {mailbox_id} does not exist")
+    return rows.mailbox(row)
+
+
+def subscriptions(conn: sqlite3.Connection, account_id: int) -> list[str]:
+    cur = conn.execute(
+        "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name", (account_id,)
+    )
+    return [r[0] for r in cur]
+
+
+def mailbox_keywords(conn: sqlite3.Connection, mailbox_id: int) -> list[str]:
+    cur = conn.execute(
+        "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ? ORDER BY keyword",
+        (mailbox_id,),
+    )
+    return [r[0] for r in cur]
+
+
+def message_list(conn: sqlite3.Connection, mailbox_id: int) -> list[MessageMeta]:
+    mailbox_by_id(conn, mailbox_id)
+    cur = conn.execute(
+        "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid",
+        (mailbox_id,),
+    )
+    return [rows.meta(r) for r in cur]
+
+
+def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Changes:
+    box = mailbox_by_id(conn, mailbox_id)
+    changed = conn.execute(
+        "SELECT uid, flags, modseq FROM mailbox_messages"
+        " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+        (mailbox_id, modseq),
+    ).fetchall()
+    expunged = conn.execute(
+        "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+        (mailbox_id, modseq),
+    ).fetchall()
+    return Changes(
+        highestmodseq=box.highestmodseq,
+        uidnext=box.uidnext,
+        changed=tuple(rows.meta(r) for r in changed),
+        expunged=tuple(r[0] for r in expunged),
+    )
+
+
+def fetch_records(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]
+) -> list[MessageRecord]:
+    cur = conn.execute(
+        f"SELECT {rows.RECORD_COLS} FROM mailbox_messages mm"
+        " JOIN messages m ON m.id = mm.message_id"
+        " WHERE mm.mailbox_id = ? AND mm.uid IN (SELECT value FROM json_each(?))"
+        " ORDER BY mm.uid",
+        (mailbox_id, uid_list(uids)),
+    )
+    return [rows.record(r) for r in cur]
+
+
+def search_text(
+    conn: sqlite3.Connection, mailbox_id: int, where: Literal["BODY", "TEXT"], needle: str
+) -> set[int]:
+    # The stored text is casefolded at ingest, so casefolding the needle makes
+    # instr() a Unicode case-insensitive substring test.
+    key = needle.casefold()
+    if where == "BODY":
+        condition = "instr(t.body, ?1) > 0"
+    else:
+        condition = "(instr(t.headers, ?1) > 0 OR instr(t.body, ?1) > 0)"
+    cur = conn.execute(
+        "SELECT mm.uid FROM mailbox_messages mm"
+        " JOIN message_text t ON t.message_id = mm.message_id"
+        f" WHERE mm.mailbox_id = ?2 AND {condition}",
+        (key, mailbox_id),
+    )
+    return {r[0] for r in cur}
+
+
+def referenced_blobs(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT blob_id FROM messages")}

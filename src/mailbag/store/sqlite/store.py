@@ -1,0 +1,280 @@
+"""``SqliteStore``: the embedded storage backend (store.api.Store on SQLite).
+
+Threads: one writer thread owns the only write connection and batches queued
+jobs into group commits (writer.py); a small pool of reader threads with their
+own connections serves reads (readers.py); a small ingest pool parses new
+messages and writes their blobs before the transaction that references them
+(ingest.py, blobs.py). The event loop only awaits futures.
+
+Durability: WAL with synchronous=FULL, blobs fsynced before the referencing
+commit; a call returns only after its transaction committed.
+
+Blob garbage: when a job removes the last mailbox row of a message, the
+message row goes in the same transaction and the blob file is deleted by the
+writer right after the commit. Files orphaned by a crash (between a blob write
+and its commit, or between a commit and the unlink) are removed by ``gc()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from mailbag.store.api import (
+    Account,
+    AppendItem,
+    AppendResult,
+    Changes,
+    CopyResult,
+    FlagMode,
+    MailboxInfo,
+    MessageMeta,
+    MessageRecord,
+    NotFound,
+    StoreResult,
+)
+from mailbag.store.blobs import BlobStore, is_blob_id
+from mailbag.store.ingest import PreparedMessage, prepare
+from mailbag.store.notify import ChangeFeed
+from mailbag.store.sqlite import mailbox_ops, message_ops, queries
+from mailbag.store.sqlite.readers import ReaderPool
+from mailbag.store.sqlite.writer import Txn, Writer
+
+T = TypeVar("T")
+
+DB_NAME = "mailbag.sqlite3"
+
+
+class SqliteStore:
+    def __init__(self, data_dir: Path, *, readers: int = 4, ingest_workers: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / DB_NAME
+        self.blobs = BlobStore(self.data_dir / "blobs")
+        self._feed = ChangeFeed()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader_count = readers
+        self._ingest_workers = ingest_workers or min(4, os.cpu_count() or 1)
+        self._writer: Writer | None = None
+        self._readers: ReaderPool | None = None
+        self._ingest: ThreadPoolExecutor | None = None
+
+    # -- lifecycle
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.blobs.root.mkdir(parents=True, exist_ok=True)
+        writer = Writer(self.db_path, self.blobs, self._committed)
+        await asyncio.wrap_future(writer.start())
+        self._writer = writer
+        self._readers = ReaderPool(self.db_path, self._reader_count)
+        self._ingest = ThreadPoolExecutor(
+            max_workers=self._ingest_workers, thread_name_prefix="mailbag-ingest"
+        )
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        writer, readers, ingest = self._writer, self._readers, self._ingest
+        self._writer = self._readers = self._ingest = None
+        if ingest is not None:
+            await loop.run_in_executor(None, ingest.shutdown)
+        if writer is not None:
+            await loop.run_in_executor(None, writer.stop)
+        if readers is not None:
+            await loop.run_in_executor(None, readers.close)
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed since open (group commit makes this
+        smaller than the number of write calls)."""
+        return self._writer.transactions if self._writer else 0
+
+    def _committed(self, touched: dict[int, int]) -> None:
+        # Runs on the writer thread right after COMMIT.
+        self._feed.publish_threadsafe(self._loop, touched)
+
+    async def _write(self, job: Callable[[Txn], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        return await asyncio.wrap_future(self._writer.submit(job))
+
+    async def _read(self, fn: Callable[..., T], *args: object) -> T:
+        if self._readers is None:
+            raise RuntimeError("the store is not open")
+        return await self._readers.run(lambda conn: fn(conn, *args))
+
+    # -- accounts
+
+    async def create_account(self, name: str, password_hash: str) -> Account:
+        return await self._write(lambda t: mailbox_ops.create_account(t, name, password_hash))
+
+    async def get_account(self, name: str) -> Account | None:
+        return await self._read(queries.get_account, name)
+
+    async def list_accounts(self) -> list[Account]:
+        return await self._read(queries.list_accounts)
+
+    async def set_password_hash(self, account_id: int, password_hash: str) -> None:
+        await self._write(lambda t: mailbox_ops.set_password_hash(t, account_id, password_hash))
+
+    async def set_quota(self, account_id: int, quota_bytes: int | None) -> None:
+        await self._write(lambda t: mailbox_ops.set_quota(t, account_id, quota_bytes))
+
+    async def set_disabled(self, account_id: int, disabled: bool) -> None:
+        await self._write(lambda t: mailbox_ops.set_disabled(t, account_id, disabled))
+
+    async def quota_usage(self, account_id: int) -> int:
+        """Bytes (sum of RFC822.SIZE) stored in the account's mailboxes."""
+        return await self._read(queries.quota_usage, account_id)
+
+    async def delete_account(self, account_id: int) -> None:
+        await self._write(lambda t: mailbox_ops.delete_account(t, account_id))
+
+    # -- mailboxes
+
+    async def list_mailboxes(self, account_id: int) -> list[MailboxInfo]:
+        return await self._read(queries.list_mailboxes, account_id)
+
+    async def get_mailbox(self, account_id: int, name: str) -> MailboxInfo | None:
+        return await self._read(queries.get_mailbox, account_id, name)
+
+    async def create_mailbox(
+        self, account_id: int, name: str, special_use: str | None = None
+    ) -> MailboxInfo:
+        return await self._write(
+            lambda t: mailbox_ops.create_mailbox(t, account_id, name, special_use)
+        )
+
+    async def delete_mailbox(self, account_id: int, name: str) -> None:
+        await self._write(lambda t: mailbox_ops.delete_mailbox(t, account_id, name))
+
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
+        await self._write(lambda t: mailbox_ops.rename_mailbox(t, account_id, old, new))
+
+    async def subscriptions(self, account_id: int) -> list[str]:
+        return await self._read(queries.subscriptions, account_id)
+
+    async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
+        await self._write(lambda t: mailbox_ops.set_subscribed(t, account_id, name, subscribed))
+
+    async def mailbox_keywords(self, mailbox_id: int) -> list[str]:
+        return await self._read(queries.mailbox_keywords, mailbox_id)
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        return await self._write(lambda t: message_ops.claim_recent(t, mailbox_id))
+
+    # -- messages
+
+    def _prepare_and_store(self, raw: bytes) -> PreparedMessage:
+        # On an ingest thread: parse, then make the blob durable before the
+        # transaction that will reference it is even queued.
+        msg = prepare(raw)
+        self.blobs.put(msg.blob_id, msg.raw)
+        return msg
+
+    async def prepare(self, raw: bytes) -> PreparedMessage:
+        """Parse ``raw`` and store its blob, off the event loop."""
+        if self._ingest is None:
+            raise RuntimeError("the store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ingest, self._prepare_and_store, raw)
+
+    async def append(self, mailbox_id: int, items: Sequence[AppendItem]) -> AppendResult:
+        items = list(items)
+        prepared = list(await asyncio.gather(*(self.prepare(item.data) for item in items)))
+        return await self._write(lambda t: message_ops.append(t, mailbox_id, items, prepared))
+
+    async def message_list(self, mailbox_id: int) -> list[MessageMeta]:
+        return await self._read(queries.message_list, mailbox_id)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        return await self._read(queries.changes_since, mailbox_id, modseq)
+
+    async def fetch_records(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+        return await self._read(queries.fetch_records, mailbox_id, list(uids))
+
+    async def read_blob(self, blob_id: str) -> bytes:
+        if not is_blob_id(blob_id):
+            raise NotFound(f"no blob {blob_id!r}")
+        if self._readers is None:
+            raise RuntimeError("the store is not open")
+        try:
+            return await self._readers.run_plain(lambda: self.blobs.get(blob_id))
+        except FileNotFoundError:
+            raise NotFound(f"no blob {blob_id}") from None
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: FlagMode,
+        flags: frozenset[str],
+        unchangedsince: int | None = None,
+    ) -> StoreResult:
+        uids = list(uids)
+        return await self._write(
+            lambda t: message_ops.store_flags(t, mailbox_id, uids, mode, flags, unchangedsince)
+        )
+
+    async def copy(
+        self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
+    ) -> CopyResult:
+        uids = list(uids)
+        return await self._write(
+            lambda t: message_ops.copy(t, src_mailbox_id, uids, dst_mailbox_id)
+        )
+
+    async def move(
+        self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
+    ) -> CopyResult:
+        uids = list(uids)
+        return await self._write(
+            lambda t: message_ops.copy(
+                t, src_mailbox_id, uids, dst_mailbox_id, remove_source=True
+            )
+        )
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        uid_list = list(uids) if uids is not None else None
+        return await self._write(lambda t: message_ops.expunge(t, mailbox_id, uid_list))
+
+    async def search_text(
+        self, mailbox_id: int, where: Literal["BODY", "TEXT"], needle: str
+    ) -> set[int]:
+        return await self._read(queries.search_text, mailbox_id, where, needle)
+
+    # -- maintenance
+
+    async def gc(self) -> int:
+        """Delete blob files no message references (left by a crash) and stale
+        temporary files; returns how many blobs were removed. Runs as a writer
+        job so no append can reference a blob while it is being judged."""
+        return await self._write(_sweep_blobs)
+
+    # -- change feed
+
+    def add_listener(self, listener: Callable[[int, int], None]) -> None:
+        self._feed.add(listener)
+
+    def remove_listener(self, listener: Callable[[int, int], None]) -> None:
+        self._feed.remove(listener)
+
+
+def _sweep_blobs(txn: Txn) -> int:
+    referenced = {r[0] for r in txn.conn.execute("SELECT blob_id FROM messages")}
+    removed = 0
+    for blob_id in list(txn.blobs.ids()):
+        if blob_id not in referenced and txn.blobs.delete(blob_id):
+            removed += 1
+    txn.blobs.sweep_temporaries()
+    return removed
