@@ -31,7 +31,7 @@ def main() -> int:
     if not runner.exists():
         print(f"conformance: {runner} not found", file=sys.stderr)
         return 2
-    server = temporary_server({"testuser": "pass", "testuser2": "pass2"})
+    server = temporary_server({"testuser": "pass", "testuser2": "pass"})
     report = Path(tempfile.mkdtemp()) / "report.json"
     try:
         proc = subprocess.run(

@@ -154,3 +154,43 @@ def test_bad_commands_get_tagged_answers(server):
     f.flush()
     assert f.readline().startswith(b"* BYE")
     s.close()
+
+
+def test_recent_is_seen_by_one_session_only(server):
+    a = connect(server)
+    a.create("Recent")
+    a.append("Recent", None, None, MSG)
+    # EXAMINE shows the message as recent without taking it from SELECT.
+    a.select("Recent", readonly=True)
+    assert a.untagged_responses.get("RECENT")[-1] == b"1"
+    a.close()
+    typ, data = a.status("Recent", "(RECENT)")
+    assert b"RECENT 1" in data[0]
+    a.untagged_responses.clear()
+    a.select("Recent")
+    assert a.untagged_responses.get("RECENT")[-1] == b"1"
+    typ, data = a.status("Recent", "(RECENT)")
+    assert b"RECENT 0" in data[0]
+    # A new arrival is recent for the session that has the mailbox selected...
+    b = connect(server)
+    b.append("Recent", None, None, MSG)
+    a.noop()
+    typ, data = a.fetch("2", "(FLAGS)")
+    assert b"\\Recent" in data[0]
+    # ...and for nobody else.
+    b.select("Recent")
+    assert b.untagged_responses.get("RECENT")[-1] == b"0"
+    a.logout()
+    b.logout()
+
+
+def test_move_within_the_same_mailbox_gives_new_uid(server):
+    c = connect(server)
+    c.create("Self")
+    c.append("Self", None, None, MSG)
+    c.select("Self")
+    typ, data = c.uid("MOVE", "1", "Self")
+    assert typ == "OK"
+    typ, data = c.uid("SEARCH", "ALL")
+    assert data[0] == b"2"
+    c.logout()

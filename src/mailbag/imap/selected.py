@@ -34,6 +34,10 @@ class SelectedMailbox:
     dirty: bool = False                                    # store said "changed"
     saved_search: list[int] | None = None                  # SEARCHRES $
     keywords: set[str] = field(default_factory=set)
+    # Lowest UID of new arrivals this session has claimed as \Recent (RFC 3501
+    # §2.3.2: only one session sees a message as recent); kept across a
+    # deferred update so the claim is not lost.
+    recent_from: int | None = None
 
     @classmethod
     def load(
@@ -130,7 +134,8 @@ class SelectedMailbox:
                 if m.uid > last:
                     self.uids.append(m.uid)
                     self.known[m.uid] = Known(m.flags, m.modseq)
-                    self.recent.add(m.uid)
+                    if self.recent_from is not None and m.uid >= self.recent_from:
+                        self.recent.add(m.uid)
                     last = m.uid
                     added = True
                     self.keywords.update(f for f in m.flags if not f.startswith("\\"))
@@ -148,7 +153,12 @@ class SelectedMailbox:
         out.extend(fetches)
         self.modseq = max(self.modseq, changes.highestmodseq)
         self.dirty = False
+        self.recent_from = None
         return out
+
+    def has_new(self, changes: Changes) -> bool:
+        last = self.uids[-1] if self.uids else 0
+        return any(m.uid > last for m in changes.changed)
 
     def fetch_flags_line(self, seq: int, uid: int, condstore: bool, uid_item: bool) -> bytes:
         k = self.known[uid]

@@ -169,6 +169,8 @@ class Session:
         if sel is None or not (sel.dirty or force):
             return
         changes = await self.store.changes_since(sel.info.id, sel.modseq)
+        if not sel.readonly and sel.recent_from is None and sel.has_new(changes):
+            sel.recent_from = await self.store.claim_recent(sel.info.id)
         lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync)
         if lines is None:
             sel.dirty = True
@@ -277,6 +279,8 @@ class Session:
                 reply = exc.reply
             except StoreError as exc:
                 reply = Reply("NO", str(exc) or type(exc).__name__, exc.code)
+            except names.BadName as exc:
+                reply = Reply("NO", str(exc), "CANNOT")
             except (ConnectionError, ssl.SSLError):
                 raise
             except Exception:

@@ -82,6 +82,8 @@ class MailboxInfo:
     deleted: int
     size: int                     # sum of RFC822.SIZE
     noselect: bool = False        # a placeholder parent kept for its children
+    first_recent: int = 1         # lowest UID no session has selected yet (\Recent)
+    recent: int = 0               # messages at or above first_recent
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
 from mailbag.mime.message import ParsedMessage
+from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
+from mailbag.mime.unbinary import without_nul
 from mailbag.store.api import MessageRecord
 from mailbag.wire.commands import Fetch, FetchAtt, Section
 from mailbag.wire.dates import format_internaldate
@@ -95,6 +97,21 @@ def render_item(
     if name == "THREADID":
         return [b"THREADID NIL"]
     assert raw is not None
+    if name.startswith(("RFC822", "BODY[")):
+        return _render_text_item(att, *_nul_free(raw, facts))
+    return _render_binary_item(att, raw, facts)
+
+
+def _nul_free(raw: bytes, facts: ParsedMessage) -> tuple[bytes, ParsedMessage]:
+    """The message as BODY[] may show it: literals cannot carry NUL."""
+    if b"\x00" not in raw:
+        return raw, facts
+    safe = without_nul(raw, facts)
+    return safe, parse_message(safe)
+
+
+def _render_text_item(att: FetchAtt, raw: bytes, facts: ParsedMessage) -> list[bytes]:
+    name = att.name
     if name == "RFC822":
         return [b"RFC822 {%d}\r\n" % len(raw), raw]
     if name == "RFC822.HEADER":
@@ -112,6 +129,13 @@ def render_item(
             return [b"BODY[" + label + b"] NIL"]
         data, origin = _slice(data, att)
         return [b"BODY[" + label + b"]" + origin + b" {%d}\r\n" % len(data), data]
+    raise AssertionError(name)
+
+
+def _render_binary_item(att: FetchAtt, raw: bytes, facts: ParsedMessage) -> list[bytes]:
+    name = att.name
+    section = att.section or Section()
+    label = section_label(section)
     try:
         decoded = binary_section(raw, facts, section.part)
     except UnknownEncoding:

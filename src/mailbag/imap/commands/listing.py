@@ -69,6 +69,29 @@ def _implied_parent_shown(name: str, nodes: dict[str, Node], matchers: list[re.P
     )
 
 
+def _unlisted_subscribed_child(
+    name: str, nodes: dict[str, Node], matchers: list[re.Pattern[str]]
+) -> bool:
+    """RECURSIVEMATCH: a subscribed descendant the patterns do not list
+    themselves earns its parent a CHILDINFO (RFC 5258 §3.5)."""
+    if not nodes[name].subscribed_child:
+        return False
+    prefix = name + SEPARATOR
+    return any(
+        n.startswith(prefix) and node.subscribed and not any(m.fullmatch(n) for m in matchers)
+        for n, node in nodes.items()
+    )
+
+
+def _pattern(s: Session, pattern: str) -> str:
+    try:
+        return names.from_client(pattern, s.utf8)
+    except names.BadName:
+        # No stored name has this spelling, but a pattern is still a pattern:
+        # it matches nothing, which is not an error.
+        return pattern
+
+
 @command(List, AUTH)
 async def list_(s: Session, cmd: List) -> Reply:
     for opt in cmd.selection:
@@ -95,8 +118,7 @@ async def list_(s: Session, cmd: List) -> Reply:
     for pattern in cmd.patterns:
         if pattern == "":
             continue
-        pat = names.from_client(pattern, s.utf8) if pattern else pattern
-        matchers.append(names.list_matcher(ref, pat))
+        matchers.append(names.list_matcher(ref, _pattern(s, pattern)))
 
     sub_only = "SUBSCRIBED" in cmd.selection
     special_only = "SPECIAL-USE" in cmd.selection
@@ -111,7 +133,7 @@ async def list_(s: Session, cmd: List) -> Reply:
         extra = b""
         if sub_only:
             if not node.subscribed:
-                if recursive and node.subscribed_child:
+                if recursive and _unlisted_subscribed_child(name, nodes, matchers):
                     extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
                 else:
                     continue
@@ -145,7 +167,7 @@ async def lsub(s: Session, cmd: Lsub) -> Reply:
     boxes = {b.name: b for b in await s.store.list_mailboxes(account.id)}
     subs = set(await s.store.subscriptions(account.id))
     ref = s.mailbox_name(cmd.reference) if cmd.reference else ""
-    matcher = names.list_matcher(ref, names.from_client(cmd.pattern, s.utf8))
+    matcher = names.list_matcher(ref, _pattern(s, cmd.pattern))
     seen: set[str] = set()
     out: list[tuple[str, bool]] = []
     for name in sorted(subs):

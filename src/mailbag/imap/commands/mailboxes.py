@@ -115,7 +115,7 @@ def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> bytes:
         elif item == "SIZE":
             n = info.size
         elif item == "RECENT":
-            n = 0 if s.selected is None or s.selected.info.id != info.id else len(s.selected.recent)
+            n = info.recent
         elif item == "HIGHESTMODSEQ":
             n = info.highestmodseq
         else:  # pragma: no cover - validated by the caller

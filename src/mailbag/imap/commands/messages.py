@@ -99,8 +99,6 @@ async def move(s: Session, cmd: Move) -> Reply:
     uids = sel.resolve(cmd.set, cmd.uid)
     if not uids:
         return Reply(text="No messages moved")
-    if dest == sel.info.id:
-        raise CommandError("Cannot move to the same mailbox", "CANNOT")
     result = await s.store.move(sel.info.id, uids, dest)
     code = (f"COPYUID {result.uidvalidity} {compress_uids(result.source_uids).decode()} "
             f"{compress_uids(result.dest_uids).decode()}")

@@ -39,7 +39,9 @@ async def select(s: Session, cmd: Select) -> Reply:
     if cmd.condstore:
         s.enabled.add("CONDSTORE")
     metas = await s.store.message_list(info.id)
-    first_recent = info.uidnext if cmd.readonly else await s.store.claim_recent(info.id)
+    # EXAMINE shows what is recent without taking it from the next SELECT.
+    first_recent = (info.first_recent if cmd.readonly
+                    else await s.store.claim_recent(info.id))
     view = SelectedMailbox.load(info, cmd.readonly, metas, first_recent)
     view.keywords.update(await s.store.mailbox_keywords(info.id))
     s.send(b"* %d EXISTS\r\n" % view.exists)

@@ -12,7 +12,9 @@ from mailbag.store.api import Account, MailboxInfo, MessageMeta, MessageRecord
 ACCOUNT_COLS = "id, name, password_hash, quota_bytes, disabled"
 MAILBOX_COLS = (
     "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-    " messages, unseen, deleted, size, noselect"
+    " messages, unseen, deleted, size, noselect, recent_uid,"
+    " (SELECT count(*) FROM mailbox_messages r"
+    "  WHERE r.mailbox_id = mailboxes.id AND r.uid >= mailboxes.recent_uid)"
 )
 RECORD_COLS = (
     "mm.uid, mm.flags, mm.modseq, m.size, mm.internaldate, mm.internaldate_tz,"
@@ -46,6 +48,8 @@ def mailbox(row: Row) -> MailboxInfo:
         deleted=row[9],
         size=row[10],
         noselect=bool(row[11]),
+        first_recent=row[12],
+        recent=row[13],
     )
 
 
