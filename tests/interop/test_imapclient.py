@@ -415,10 +415,6 @@ def test_idle_reports_flag_changes_and_expunges(server):
     c.logout()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: CREATE Deep/er/est answers OK but does not create Deep and Deep/er; "
-    "SELECT Deep/er then fails with NO [NONEXISTENT] (RFC 9051 §6.3.4 SHOULD create "
-    "superior names)"))
 def test_create_makes_superior_names(server):
     """RFC 9051 §6.3.4: CREATE "foo/bar/zap" SHOULD create foo and foo/bar too."""
     c = client(server)

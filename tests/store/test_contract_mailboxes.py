@@ -83,22 +83,26 @@ async def test_create_and_get_mailbox(store: Store, account: Account) -> None:
         await store.create_mailbox(account.id + 1000, "x")
 
 
-async def test_create_makes_placeholder_parents(store: Store, account: Account) -> None:
+async def test_create_makes_superior_mailboxes(store: Store, account: Account) -> None:
     await store.create_mailbox(account.id, "a/b/c")
     assert {k: v for k, v in (await names_of(store, account)).items() if k[0] == "a"} == {
-        "a": True,
-        "a/b": True,
+        "a": False,
+        "a/b": False,
         "a/b/c": False,
     }
-    # Creating a placeholder's name makes it a real mailbox.
-    placeholder = await store.get_mailbox(account.id, "a/b")
-    assert placeholder is not None
-    real = await store.create_mailbox(account.id, "a/b")
-    assert not real.noselect and real.id == placeholder.id
-    top = await store.get_mailbox(account.id, "a")
-    assert top is not None and top.noselect
+    with pytest.raises(AlreadyExists):
+        await store.create_mailbox(account.id, "a/b")
+
+
+async def test_placeholder_becomes_real_on_create(store: Store, account: Account) -> None:
+    await store.create_mailbox(account.id, "a/b")
+    await store.delete_mailbox(account.id, "a")
+    placeholder = await store.get_mailbox(account.id, "a")
+    assert placeholder is not None and placeholder.noselect
     with pytest.raises(NotAllowed):
-        await store.append(top.id, [AppendItem(make_message())])
+        await store.append(placeholder.id, [AppendItem(make_message())])
+    real = await store.create_mailbox(account.id, "a")
+    assert not real.noselect and real.id == placeholder.id
 
 
 async def test_delete_mailbox(store: Store, account: Account) -> None:
@@ -166,10 +170,11 @@ async def test_rename_errors_and_parents(store: Store, account: Account) -> None
         await store.rename_mailbox(account.id, "x", "x/sub")
     await store.rename_mailbox(account.id, "x", "deep/er/x")
     names = await names_of(store, account)
-    assert names["deep"] and names["deep/er"] and not names["deep/er/x"]
+    # Superiors are created as real mailboxes and stay when the child leaves.
+    assert not names["deep"] and not names["deep/er"] and not names["deep/er/x"]
     await store.rename_mailbox(account.id, "deep/er/x", "x")
     names = await names_of(store, account)
-    assert "deep" not in names and "deep/er" not in names and "x" in names
+    assert "deep" in names and "deep/er" in names and "x" in names
 
 
 async def test_rename_inbox(store: Store, account: Account) -> None:

@@ -1,11 +1,13 @@
 """Write jobs on accounts, mailboxes and subscriptions for the SQLite writer.
 
 Hierarchy choices (RFC 9051 §6.3.4-§6.3.6, RFC 3501 behaviour):
-- CREATE "a/b/c" creates missing superiors "a" and "a/b" as \\Noselect
-  placeholders (``MailboxInfo.noselect``). CREATE of a placeholder's name turns
-  it into a real mailbox with a fresh UIDVALIDITY.
-- DELETE of a mailbox with inferiors empties it and turns it into a
-  placeholder; DELETE of a placeholder with inferiors raises HasChildren.
+- CREATE (and RENAME) to "a/b/c" creates missing superiors "a" and "a/b" as
+  real, selectable mailboxes (§6.3.4 SHOULD; clients such as imapclient and
+  mbsync then select them).
+- DELETE of a mailbox with inferiors empties it and turns it into a \\Noselect
+  placeholder (``MailboxInfo.noselect``); DELETE of a placeholder with
+  inferiors raises HasChildren. CREATE of a placeholder's name turns it back
+  into a real mailbox with a fresh UIDVALIDITY.
   Placeholders left without inferiors (after DELETE/RENAME) are removed.
 - RENAME moves inferiors along (and their subscriptions); RENAME INBOX moves
   its messages into a new mailbox and leaves INBOX (and its inferiors) in place.
@@ -84,7 +86,7 @@ def _insert(
 def _ensure_parents(txn: Txn, account_id: int, name: str) -> None:
     for parent in names.parents(name):
         if _row(txn.conn, account_id, parent) is None:
-            _insert(txn, account_id, parent, None, noselect=True)
+            _insert(txn, account_id, parent, None, noselect=False)
 
 
 def _prune_placeholders(txn: Txn, account_id: int, name: str) -> None:
