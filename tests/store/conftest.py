@@ -15,7 +15,7 @@ from mime_fallback import install  # noqa: E402
 
 install()
 
-from mailbag.store.api import Account, Store  # noqa: E402
+from mailbag.store.api import INBOX, Account, MailboxInfo, Store  # noqa: E402
 from mailbag.store.sqlite import SqliteStore  # noqa: E402
 
 BACKENDS = ["sqlite"]
@@ -64,3 +64,10 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 @pytest.fixture
 async def account(store: Store) -> Account:
     return await store.create_account("alice@example.org", "hash")
+
+
+@pytest.fixture
+async def inbox(store: Store, account: Account) -> MailboxInfo:
+    box = await store.get_mailbox(account.id, INBOX)
+    assert box is not None
+    return box

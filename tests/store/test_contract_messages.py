@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from conftest import make_message
 from mailbag.store.api import INBOX, Account, AppendItem, MailboxInfo, Store
-
-
-@pytest.fixture
-async def inbox(store: Store, account: Account) -> MailboxInfo:
-    box = await store.get_mailbox(account.id, INBOX)
-    assert box is not None
-    return box
 
 
 async def test_append_and_fetch(store: Store, inbox: MailboxInfo) -> None:

@@ -10,46 +10,93 @@ store changes into the untagged responses the client may be sent now.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mailbag.store.api import Changes, MailboxInfo, MessageMeta
+from mailbag.store.index import MailboxIndex
 from mailbag.wire.commands import SequenceSet
 
+_flag_text: dict[frozenset[str], bytes] = {}
 
-@dataclass(slots=True)
-class Known:
-    flags: frozenset[str]
-    modseq: int
+
+def flags_text(flags: frozenset[str]) -> bytes:
+    """"\\Seen $Label" for a flag set; memoised because a mailbox has few
+    distinct flag sets and FETCH FLAGS renders one per message."""
+    text = _flag_text.get(flags)
+    if text is None:
+        if len(_flag_text) > 4096:
+            _flag_text.clear()
+        text = _flag_text[flags] = " ".join(sorted(flags)).encode()
+    return text
 
 
 @dataclass(slots=True)
 class SelectedMailbox:
     info: MailboxInfo
     readonly: bool
+    index: MailboxIndex                                    # shared, current state
     uids: list[int] = field(default_factory=list)           # index = seq - 1
-    known: dict[int, Known] = field(default_factory=dict)
     recent: set[int] = field(default_factory=set)
-    modseq: int = 0                                        # store modseq seen
+    modseq: int = 0                                        # store modseq told
     dirty: bool = False                                    # store said "changed"
     saved_search: list[int] | None = None                  # SEARCHRES $
     keywords: set[str] = field(default_factory=set)
+    # Flag changes this session already reported (its own STORE), by uid and
+    # modseq, so that catching up with the store does not report them twice.
+    told: dict[int, int] = field(default_factory=dict)
     # Lowest UID of new arrivals this session has claimed as \Recent (RFC 3501
     # §2.3.2: only one session sees a message as recent); kept across a
     # deferred update so the claim is not lost.
     recent_from: int | None = None
 
     @classmethod
-    def load(
-        cls, info: MailboxInfo, readonly: bool, metas: Iterable[MessageMeta], first_recent: int
-    ) -> SelectedMailbox:
-        view = cls(info=info, readonly=readonly, modseq=info.highestmodseq)
-        for m in metas:
-            view.uids.append(m.uid)
-            view.known[m.uid] = Known(m.flags, m.modseq)
-            if m.uid >= first_recent:
-                view.recent.add(m.uid)
+    def open(cls, info: MailboxInfo, readonly: bool, index: MailboxIndex) -> SelectedMailbox:
+        # EXAMINE shows what is recent without taking it from the next SELECT.
+        first_recent = index.first_recent if readonly else index.claim_recent()
+        view = cls(info=info, readonly=readonly, index=index, uids=list(index.uids),
+                   modseq=index.modseq, keywords=set(index.keywords))
+        view.recent.update(view.uids[bisect_left(view.uids, first_recent):])
         return view
+
+    # ------------------------------------------------------------ messages
+    def aligned(self) -> bool:
+        """True when the client's view and the shared index hold the same
+        UIDs, so a sequence number minus one is a position in the index."""
+        idx = self.index.uids
+        mine = self.uids
+        # Both lists come from one history in which new UIDs are always the
+        # highest, so equal length and equal last UID mean equal lists.
+        return len(idx) == len(mine) and (not mine or idx[-1] == mine[-1])
+
+    def _position(self, uid: int) -> int | None:
+        """Where *uid* is in the shared index."""
+        if self.aligned():
+            mine = self.uids
+            i = bisect_left(mine, uid)
+            return i if i < len(mine) and mine[i] == uid else None
+        return self.index.position(uid)
+
+    def flags_of(self, uid: int) -> frozenset[str] | None:
+        """Current flags, None for a message expunged since the client was told."""
+        i = self._position(uid)
+        return None if i is None else self.index.flags[i]
+
+    def modseq_of(self, uid: int) -> int | None:
+        i = self._position(uid)
+        return None if i is None else self.index.modseqs[i]
+
+    def flags_map(self) -> dict[int, frozenset[str]]:
+        """uid -> flags for every message the client knows of and that still exists."""
+        idx = self.index
+        if self.aligned():
+            return dict(zip(idx.uids, idx.flags, strict=True))
+        out: dict[int, frozenset[str]] = {}
+        for u in self.uids:
+            i = idx.position(u)
+            if i is not None:
+                out[u] = idx.flags[i]
+        return out
 
     # ----------------------------------------------------------- numbering
     @property
@@ -102,11 +149,28 @@ class SelectedMailbox:
         return False
 
     # ------------------------------------------------------------ updates
+    def own_changes(self, changed: Sequence[MessageMeta]) -> bool:
+        """This session's flag changes, which it reports itself: keep the
+        shared index current and do not report them again later. False when
+        the index could not take them and must be refreshed from the store."""
+        if not changed:
+            return True
+        self.index.apply_own(changed)
+        modseq = changed[0].modseq
+        for m in changed:
+            self.keywords.update(f for f in m.flags if not f.startswith("\\"))
+        if modseq == self.modseq + 1:
+            self.modseq = modseq
+        else:
+            for m in changed:
+                self.told[m.uid] = m.modseq
+        return self.index.modseq >= modseq
+
     def apply(self, changes: Changes, allow_expunge: bool, condstore: bool,
               qresync: bool) -> list[bytes] | None:
         """Untagged responses for store changes, or None when they must wait
         (an expunge while EXPUNGE responses are not allowed)."""
-        gone = [u for u in changes.expunged if u in self.known]
+        gone = [u for u in changes.expunged if self.seq_of(u) is not None]
         if gone and not allow_expunge:
             return None
         out: list[bytes] = []
@@ -123,53 +187,54 @@ class SelectedMailbox:
                     del self.uids[seq - 1]
                     out.append(b"* %d EXPUNGE\r\n" % seq)
             for u in gone:
-                self.known.pop(u, None)
                 self.recent.discard(u)
+                self.told.pop(u, None)
         fetches: list[bytes] = []
         last = self.uids[-1] if self.uids else 0
         added = False
         for m in changes.changed:
-            k = self.known.get(m.uid)
-            if k is None:
-                if m.uid > last:
-                    self.uids.append(m.uid)
-                    self.known[m.uid] = Known(m.flags, m.modseq)
-                    if self.recent_from is not None and m.uid >= self.recent_from:
-                        self.recent.add(m.uid)
-                    last = m.uid
-                    added = True
-                    self.keywords.update(f for f in m.flags if not f.startswith("\\"))
-                continue
-            if k.flags != m.flags or (condstore and m.modseq > k.modseq):
-                seq = self.seq_of(m.uid)
-                k.flags, k.modseq = m.flags, m.modseq
+            if m.uid > last:
+                self.uids.append(m.uid)
+                if self.recent_from is not None and m.uid >= self.recent_from:
+                    self.recent.add(m.uid)
+                last = m.uid
+                added = True
                 self.keywords.update(f for f in m.flags if not f.startswith("\\"))
-                if seq is not None:
-                    fetches.append(self.fetch_flags_line(seq, m.uid, condstore, uid_item=qresync))
-            else:
-                k.modseq = max(k.modseq, m.modseq)
+                continue
+            if self.told.get(m.uid, 0) >= m.modseq:
+                continue
+            seq = self.seq_of(m.uid)
+            if seq is None:
+                continue
+            self.keywords.update(f for f in m.flags if not f.startswith("\\"))
+            fetches.append(self.fetch_flags_line(seq, m.uid, m.flags, m.modseq, condstore,
+                                                 uid_item=qresync))
         if added:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
         out.extend(fetches)
         self.modseq = max(self.modseq, changes.highestmodseq)
         self.dirty = False
         self.recent_from = None
+        if self.told:
+            self.told = {u: ms for u, ms in self.told.items() if ms > self.modseq}
         return out
 
     def has_new(self, changes: Changes) -> bool:
         last = self.uids[-1] if self.uids else 0
         return any(m.uid > last for m in changes.changed)
 
-    def fetch_flags_line(self, seq: int, uid: int, condstore: bool, uid_item: bool) -> bytes:
-        k = self.known[uid]
-        flags = list(k.flags)
+    def flags_item(self, uid: int, flags: frozenset[str]) -> bytes:
         if uid in self.recent:
-            flags.append("\\Recent")
-        parts = [b"FLAGS (" + " ".join(sorted(flags)).encode() + b")"]
+            flags = flags | {"\\Recent"}
+        return b"FLAGS (" + flags_text(flags) + b")"
+
+    def fetch_flags_line(self, seq: int, uid: int, flags: frozenset[str], modseq: int,
+                         condstore: bool, uid_item: bool) -> bytes:
+        parts = [self.flags_item(uid, flags)]
         if uid_item:
             parts.insert(0, b"UID %d" % uid)
         if condstore:
-            parts.append(b"MODSEQ (%d)" % k.modseq)
+            parts.append(b"MODSEQ (%d)" % modseq)
         return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
 
 

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import logging
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,8 @@ from mailbag.imap import names
 from mailbag.imap.registry import REGISTRY, CommandError, Reply, State
 from mailbag.imap.selected import SelectedMailbox
 from mailbag.log import log_event
-from mailbag.store.api import Account, MailboxInfo, Store, StoreError
+from mailbag.store.api import Account, MailboxInfo, MessageMeta, Store, StoreError
+from mailbag.store.index import IndexCache
 from mailbag.wire.commands import (
     Append,
     AuthLine,
@@ -54,6 +56,10 @@ class ServerContext:
     tls_context: ssl.SSLContext | None
     sessions: set[Session] = field(default_factory=set)
     shutting_down: bool = False
+    indexes: IndexCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.indexes = IndexCache(self.store)
 
 
 class Session:
@@ -141,6 +147,20 @@ class Session:
         self.send(f"* OK {c}{text}\r\n".encode())
 
     # ------------------------------------------------------------ mailboxes
+    async def own_changes(self, changed: Sequence[MessageMeta]) -> None:
+        """Record flag changes this session made (and reports itself)."""
+        sel = self.require_selected()
+        if changed and not sel.own_changes(changed):
+            await self.ctx.indexes.refresh(sel.index, upto=changed[0].modseq)
+
+    def deselect(self) -> None:
+        """Leave the selected mailbox (if any) without telling the client."""
+        if self.selected is not None:
+            self.ctx.indexes.release(self.selected.index)
+            self.selected = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
     def mailbox_name(self, raw: str) -> str:
         try:
             return names.from_client(raw, self.utf8)
@@ -169,8 +189,12 @@ class Session:
         if sel is None or not (sel.dirty or force):
             return
         changes = await self.store.changes_since(sel.info.id, sel.modseq)
+        # FETCH FLAGS reads the shared index: it must be at least as current
+        # as what the client is about to be told (and know new UIDs before
+        # they are claimed as \Recent).
+        await self.ctx.indexes.refresh(sel.index, upto=changes.highestmodseq)
         if not sel.readonly and sel.recent_from is None and sel.has_new(changes):
-            sel.recent_from = await self.store.claim_recent(sel.info.id)
+            sel.recent_from = sel.index.claim_recent()
         lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync)
         if lines is None:
             sel.dirty = True
@@ -198,6 +222,7 @@ class Session:
                 task.cancel()
             self.store.remove_listener(self.on_store_change)
             self.ctx.sessions.discard(self)
+            self.deselect()
             try:
                 self.writer.close()
             except Exception:  # noqa: BLE001 - best effort on a dying transport

@@ -183,6 +183,11 @@ class Store(Protocol):
         """Return the first UID that is \\Recent for the calling session and
         mark everything up to uidnext-1 as no longer recent for later ones."""
         ...
+    async def save_recent(self, mailbox_id: int, uidvalidity: int, first_recent: int) -> None:
+        """Record that UIDs below *first_recent* are no longer \\Recent (claims
+        made in memory by the mailbox index); never moves the mark back, and
+        does nothing if the mailbox was re-created (another UIDVALIDITY)."""
+        ...
 
     # -- messages
     async def append(self, mailbox_id: int, items: Sequence[AppendItem]) -> AppendResult: ...

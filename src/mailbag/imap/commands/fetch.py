@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
+from mailbag.imap.selected import SelectedMailbox
 from mailbag.mime.message import ParsedMessage
 from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
@@ -60,18 +61,20 @@ def _slice(data: bytes, att: FetchAtt) -> tuple[bytes, bytes]:
 VIEW_ONLY = frozenset({"UID", "FLAGS", "MODSEQ"})
 
 
-def render_view_item(s: Session, att: FetchAtt, uid: int) -> list[bytes]:
-    """Items answered from the session's view alone."""
-    sel = s.require_selected()
-    known = sel.known[uid]
+def render_view_item(sel: SelectedMailbox, att: FetchAtt, uid: int, pos: int) -> bytes:
+    """Items answered from the mailbox index alone; *pos* is the message's
+    place in it."""
     if att.name == "UID":
-        return [b"UID %d" % uid]
+        return b"UID %d" % uid
     if att.name == "MODSEQ":
-        return [b"MODSEQ (%d)" % known.modseq]
-    flags = set(known.flags)
-    if uid in sel.recent:
-        flags.add("\\Recent")
-    return [b"FLAGS (" + " ".join(sorted(flags)).encode() + b")"]
+        return b"MODSEQ (%d)" % sel.index.modseqs[pos]
+    return sel.flags_item(uid, sel.index.flags[pos])
+
+
+def _positions(sel: SelectedMailbox, pairs: Sequence[tuple[int, int]]) -> list[int | None]:
+    if sel.aligned():
+        return [seq - 1 for seq, _ in pairs]
+    return [sel.index.position(uid) for _, uid in pairs]
 
 
 def render_item(
@@ -161,30 +164,34 @@ async def fetch_messages(
     need_record = need_body or any(a.name not in VIEW_ONLY for a in items)
     for start in range(0, len(seqs_uids), BATCH):
         batch = seqs_uids[start:start + BATCH]
+        positions = _positions(sel, batch)
         records: dict[int, MessageRecord] = {}
         if need_record:
             for r in await s.store.fetch_records(sel.info.id, [u for _, u in batch]):
                 records[r.uid] = r
-        for seq, uid in batch:
+        lines: list[bytes] = []
+        for (seq, uid), pos in zip(batch, positions, strict=True):
             rec = records.get(uid)
-            if need_record and rec is None:
+            if pos is None or (need_record and rec is None):
                 continue  # expunged by another session meanwhile
-            facts = ParsedMessage.from_bytes(rec.facts) if rec is not None else None
-            raw = await s.store.read_blob(rec.blob_id) if rec is not None and need_body else None
-            chunks: list[bytes] = []
+            if rec is None:
+                lines.append(b"* %d FETCH (%b)\r\n" % (seq, b" ".join(
+                    [render_view_item(sel, att, uid, pos) for att in items])))
+                continue
+            facts = ParsedMessage.from_bytes(rec.facts)
+            raw = await s.store.read_blob(rec.blob_id) if need_body else None
+            chunks: list[bytes] = [b"* %d FETCH (" % seq]
             for i, att in enumerate(items):
                 if i:
                     chunks.append(b" ")
                 if att.name in VIEW_ONLY:
-                    chunks.extend(render_view_item(s, att, uid))
+                    chunks.append(render_view_item(sel, att, uid, pos))
                 else:
-                    assert rec is not None and facts is not None
                     chunks.extend(render_item(s, att, rec, facts, raw))
-            s.send(b"* %d FETCH (" % seq)
-            for c in chunks:
-                s.send(c)
-            s.send(b")\r\n")
-            await s.maybe_flush()
+            chunks.append(b")\r\n")
+            lines.append(b"".join(chunks))
+        s.send(b"".join(lines))
+        await s.maybe_flush()
 
 
 @command(Fetch, SELECTED, forbids_expunge=lambda cmd: not cmd.uid)
@@ -206,17 +213,16 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
         items.insert(0, FetchAtt("UID"))
     uids = sel.resolve(cmd.set, cmd.uid)
     if mods.changedsince is not None:
-        uids = [u for u in uids if sel.known[u].modseq > mods.changedsince]
+        since = mods.changedsince
+        uids = [u for u in uids if (sel.modseq_of(u) or 0) > since]
 
     if not sel.readonly and any(_sets_seen(a) for a in items):
-        unseen = [u for u in uids if "\\Seen" not in sel.known[u].flags]
+        unseen = [u for u in uids
+                  if (f := sel.flags_of(u)) is not None and "\\Seen" not in f]
         if unseen:
             result = await s.store.store_flags(sel.info.id, unseen, "add",
                                                frozenset({"\\Seen"}))
-            for m in result.changed:
-                k = sel.known.get(m.uid)
-                if k is not None:
-                    k.flags, k.modseq = m.flags, m.modseq
+            await s.own_changes(result.changed)
             if "FLAGS" not in names:
                 items.append(FetchAtt("FLAGS"))
     pairs = [(seq, u) for u in uids if (seq := sel.seq_of(u)) is not None]

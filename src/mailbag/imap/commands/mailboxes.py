@@ -6,6 +6,7 @@ CONDSTORE HIGHESTMODSEQ RFC 7162 §3.1.8).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from mailbag.imap import names
@@ -99,6 +100,17 @@ async def namespace(s: Session, cmd: Namespace) -> Reply:
     return Reply(text="NAMESPACE completed")
 
 
+def _recent(s: Session, info: MailboxInfo) -> int:
+    """Messages no session has claimed: the store's count, less the claims
+    the in-memory index has made since it last wrote them back."""
+    index = s.ctx.indexes.peek(info)
+    if index is None or index.first_recent <= info.first_recent:
+        return info.recent
+    lo = bisect_left(index.uids, info.first_recent)
+    hi = bisect_left(index.uids, index.first_recent)
+    return max(0, info.recent - (hi - lo))
+
+
 def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> bytes:
     values: list[str] = []
     for item in items:
@@ -115,7 +127,7 @@ def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> bytes:
         elif item == "SIZE":
             n = info.size
         elif item == "RECENT":
-            n = info.recent
+            n = _recent(s, info)
         elif item == "HIGHESTMODSEQ":
             n = info.highestmodseq
         else:  # pragma: no cover - validated by the caller

@@ -36,28 +36,36 @@ async def store(s: Session, cmd: Store) -> Reply:
         s.enabled.add("CONDSTORE")
     result = await s.store.store_flags(sel.info.id, uids, MODES[cmd.mode], flags,
                                        cmd.unchangedsince)
-    for m in result.changed:
-        k = sel.known.get(m.uid)
-        if k is not None:
-            k.flags, k.modseq = m.flags, m.modseq
-        sel.keywords.update(f for f in m.flags if not f.startswith("\\"))
+    await s.own_changes(result.changed)
     modified = set(result.modified_uids)
-    changed = {m.uid for m in result.changed}
+    changed = {m.uid: m for m in result.changed}
+    condstore = s.condstore
+    lines: list[bytes] = []
     for uid in uids:
         if uid in modified:
             continue
+        m = changed.get(uid)
         # .SILENT suppresses the echo, but under CONDSTORE the new MODSEQ of
         # a changed message is still sent (RFC 7162 §3.1.3).
-        if cmd.silent and not (s.condstore and uid in changed):
+        if cmd.silent and not (condstore and m is not None):
             continue
         seq = sel.seq_of(uid)
         if seq is None:
             continue
-        line = sel.fetch_flags_line(seq, uid, s.condstore, uid_item=cmd.uid)
+        if m is not None:
+            new_flags, modseq = m.flags, m.modseq
+        else:
+            current, current_modseq = sel.flags_of(uid), sel.modseq_of(uid)
+            if current is None or current_modseq is None:
+                continue   # expunged meanwhile by another session
+            new_flags, modseq = current, current_modseq
         if cmd.silent:
-            line = b"* %d FETCH (%sMODSEQ (%d))\r\n" % (
-                seq, b"UID %d " % uid if cmd.uid else b"", sel.known[uid].modseq)
-        s.send(line)
+            lines.append(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (
+                seq, b"UID %d " % uid if cmd.uid else b"", modseq))
+        else:
+            lines.append(sel.fetch_flags_line(seq, uid, new_flags, modseq, condstore,
+                                              uid_item=cmd.uid))
+    s.send(b"".join(lines))
     if modified:
         if cmd.uid:
             ids = compress_uids(modified)

@@ -46,7 +46,7 @@ async def search_command(s: Session, cmd: Search) -> Reply:
     ctx = SearchContext(
         mailbox_id=sel.info.id,
         uids=tuple(sel.uids),
-        flags={u: k.flags for u, k in sel.known.items()},
+        flags=sel.flags_map(),
         recent=frozenset(sel.recent),
         saved=sel.saved_search,
         now=datetime.now(UTC),

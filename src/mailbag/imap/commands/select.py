@@ -20,8 +20,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 def deselect(s: Session, send_closed: bool = True) -> None:
     if s.selected is not None and send_closed:
         s.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
-    s.selected = None
-    s.state = State.AUTHENTICATED
+    s.deselect()
 
 
 def flags_line(keywords: set[str]) -> bytes:
@@ -38,12 +37,8 @@ async def select(s: Session, cmd: Select) -> Reply:
     info = await s.find_mailbox(cmd.mailbox)
     if cmd.condstore:
         s.enabled.add("CONDSTORE")
-    metas = await s.store.message_list(info.id)
-    # EXAMINE shows what is recent without taking it from the next SELECT.
-    first_recent = (info.first_recent if cmd.readonly
-                    else await s.store.claim_recent(info.id))
-    view = SelectedMailbox.load(info, cmd.readonly, metas, first_recent)
-    view.keywords.update(await s.store.mailbox_keywords(info.id))
+    index = await s.ctx.indexes.open(info)
+    view = SelectedMailbox.open(info, cmd.readonly, index)
     s.send(b"* %d EXISTS\r\n" % view.exists)
     if not s.rev2:
         s.send(b"* %d RECENT\r\n" % len(view.recent))
@@ -53,18 +48,17 @@ async def select(s: Session, cmd: Select) -> Reply:
                   else "PERMANENTFLAGS ()")
     if not s.rev2:
         first_unseen = next(
-            (i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.known[uid].flags),
-            None,
+            (i + 1 for i, f in enumerate(index.flags) if "\\Seen" not in f), None
         )
         if first_unseen is not None:
             s.untagged_ok("First unseen", f"UNSEEN {first_unseen}")
     s.untagged_ok("UIDs valid", f"UIDVALIDITY {info.uidvalidity}")
-    s.untagged_ok("Predicted next UID", f"UIDNEXT {info.uidnext}")
-    s.untagged_ok("Highest", f"HIGHESTMODSEQ {info.highestmodseq}")
+    # The index may have seen appends that came after `info` was read.
+    uidnext = max(info.uidnext, view.uids[-1] + 1 if view.uids else 1)
+    s.untagged_ok("Predicted next UID", f"UIDNEXT {uidnext}")
+    s.untagged_ok("Highest", f"HIGHESTMODSEQ {view.modseq}")
     s.selected = view
     s.state = State.SELECTED
-    # Changes that landed between reading the info and the list.
-    view.dirty = True
     mode = "READ-ONLY" if cmd.readonly else "READ-WRITE"
     return Reply(text=f"{'EXAMINE' if cmd.readonly else 'SELECT'} completed", code=mode)
 

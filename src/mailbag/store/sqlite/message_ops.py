@@ -333,6 +333,13 @@ def copy(
     )
 
 
+def save_recent(txn: Txn, mailbox_id: int, uidvalidity: int, first_recent: int) -> None:
+    txn.conn.execute(
+        "UPDATE mailboxes SET recent_uid = max(recent_uid, ?) WHERE id = ? AND uidvalidity = ?",
+        (first_recent, mailbox_id, uidvalidity),
+    )
+
+
 def claim_recent(txn: Txn, mailbox_id: int) -> int:
     row = txn.conn.execute(
         "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)

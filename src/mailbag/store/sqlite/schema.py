@@ -30,7 +30,9 @@ CREATE TABLE accounts (
 );
 
 CREATE TABLE mailboxes (
-    id            INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: an id is never reused, so nothing keyed by it (a cached
+    -- index, a session's selection) can ever point at a newer mailbox.
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     account_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     name          TEXT NOT NULL,
     special_use   TEXT,

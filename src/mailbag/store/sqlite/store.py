@@ -173,6 +173,11 @@ class SqliteStore:
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._write(lambda t: message_ops.claim_recent(t, mailbox_id))
 
+    async def save_recent(self, mailbox_id: int, uidvalidity: int, first_recent: int) -> None:
+        await self._write(
+            lambda t: message_ops.save_recent(t, mailbox_id, uidvalidity, first_recent)
+        )
+
     # -- messages
 
     def _prepare_and_store(self, raw: bytes) -> PreparedMessage:
