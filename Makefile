@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # password is printed once) and serves IMAP on 127.0.0.1:1143 (STARTTLS) and
 # 127.0.0.1:1993 (TLS).
 serve: $(STAMP)
-	@if [ ! -f $(DATA)/mailbag.db ]; then \
+	@if [ ! -f $(DATA)/mailbag.sqlite3 ]; then \
 	  $(VENV)/bin/mailbag user add demo --generate --data-dir $(DATA); \
 	fi
 	$(VENV)/bin/mailbag serve --data-dir $(DATA)

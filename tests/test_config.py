@@ -89,7 +89,7 @@ preauth_timeout = 2.5
     [
         ("dat_dir = 'x'", "unknown key dat_dir in the top level"),
         ("[limits]\nmax_lien = 5", "unknown key limits.max_lien in [limits]"),
-        ("[pop3]\nport = 1", "unknown key pop3"),
+        ("[smtp]\nport = 1", "unknown key smtp"),
         ("[imap]\nport = '143'", "imap.port: expected an integer, got '143'"),
         ("[imap]\nport = true", "imap.port: expected an integer"),
         ("[imap]\nport = 70000", "imap.port: must be 0..65535, got 70000"),

@@ -6,6 +6,7 @@ passwords, free loopback ports. Used by tests/conftest.py and tools/*.py.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests measure protocol behaviour, not password hashing cost.
+FAST_ARGON2 = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
 def free_port() -> int:
@@ -28,22 +31,42 @@ class TestServer:
     data_dir: Path
     imap_port: int = field(default_factory=free_port)
     imaps_port: int = field(default_factory=free_port)
+    pop3_port: int = field(default_factory=free_port)
+    pop3s_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # TOML appended after the generated tables ([limits], [tls], ...).
     extra_config: str = ""
+    # Top-level keys (``secure_loopback = false``): TOML needs them before
+    # the first table, so they cannot go into extra_config.
+    top_config: str = ""
+    # The [argon2] table; None writes none (mailbag's shipped defaults). An
+    # [argon2] table in extra_config replaces this one, since TOML forbids
+    # defining a table twice.
+    argon2: dict[str, int] | None = field(default_factory=lambda: dict(FAST_ARGON2))
 
     @property
     def config_path(self) -> Path:
         return self.data_dir / "mailbag.toml"
 
+    def argon2_table(self) -> str:
+        if self.argon2 is None or re.search(r"^\s*\[argon2\]", self.extra_config, re.M):
+            return ""
+        return "[argon2]\n" + "".join(f"{k} = {v}\n" for k, v in self.argon2.items())
+
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        top = self.top_config
+        if top and not top.endswith("\n"):
+            top += "\n"
         self.config_path.write_text(
             f'data_dir = "{self.data_dir}"\n'
             'log_level = "INFO"\n'
-            f"[imap]\nhost = \"127.0.0.1\"\nport = {self.imap_port}\n"
+            + top
+            + f"[imap]\nhost = \"127.0.0.1\"\nport = {self.imap_port}\n"
             f"[imaps]\nhost = \"127.0.0.1\"\nport = {self.imaps_port}\n"
-            # Tests measure protocol behaviour, not password hashing cost.
-            "[argon2]\ntime_cost = 1\nmemory_cost = 1024\nparallelism = 1\n"
+            f"[pop3]\nhost = \"127.0.0.1\"\nport = {self.pop3_port}\n"
+            f"[pop3s]\nhost = \"127.0.0.1\"\nport = {self.pop3s_port}\n"
+            + self.argon2_table()
             + self.extra_config
         )
 
@@ -86,9 +109,11 @@ class TestServer:
         except OSError:
             return ""
 
-    def stop(self, kill: bool = False) -> None:
+    def stop(self, kill: bool = False) -> int | None:
+        """Stop the server (SIGTERM, or SIGKILL with kill=True); its exit
+        status, or None when it was not running."""
         if self.proc is None:
-            return
+            return None
         if self.proc.poll() is None:
             if kill:
                 self.proc.kill()
@@ -99,7 +124,9 @@ class TestServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        status = self.proc.returncode
         self.proc = None
+        return status
 
 
 def temporary_server(users: dict[str, str]) -> TestServer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -59,16 +60,77 @@ class Argon2Params:
 
 
 @dataclass(frozen=True, slots=True)
+class LmtpConfig:
+    """LMTP delivery (RFC 2033) from an MTA; see docs/postfix.md."""
+
+    unix: bool = True                           # listen on the Unix socket
+    socket: Path | None = None                  # None: <data_dir>/lmtp.sock
+    # Who may connect is decided by the socket's directory and mode; the MTA's
+    # delivery agent runs as another user (postfix), so like Dovecot: 0666.
+    socket_mode: int = 0o666
+    tcp: bool = False                           # listen on host:port as well
+    host: str = "127.0.0.1"
+    port: int = 2424
+    hostname: str = ""                          # greeting, Received:; "": gethostname()
+    # Empty: every domain is local (the MTA already decided the mail is ours).
+    local_domains: tuple[str, ...] = ()
+    recipient_delimiter: str = "+"              # "": no plus-addressing
+    detail_folders: bool = True                 # alice+lists@ -> folder "lists" if it exists
+    max_message_size: int = 64 * 1024 * 1024    # bytes; announced as SIZE
+    max_recipients: int = 1000                  # per transaction
+    quota_tempfail: bool = False                # over quota: 452 4.2.2, not 552 5.2.2
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Credentials besides argon2 (docs/auth.md)."""
+
+    # PBKDF2 rounds of SCRAM-SHA-256 secrets made when a password is set
+    # (RFC 7677 §4: at least 4096); clients pay this cost on every login.
+    scram_iterations: int = 4096
+    # Seconds between checks for revoked app passwords while a session that
+    # logged in with one is open (revocation from the CLI closes it).
+    revocation_check: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthIssuer:
+    """One identity provider whose signed JWT access tokens are accepted."""
+
+    issuer: str = ""                            # must equal the token's "iss"
+    jwks_file: Path | None = None               # its public keys (JSON Web Key Set)
+    audience: tuple[str, ...] = ()              # the token's "aud" must name one
+    username_claim: str = ""                    # "": oauth.username_claim
+    strip_domain: str = ""                      # "example.org": alice@example.org -> alice
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    """OAUTHBEARER (RFC 7628) and XOAUTH2; off while ``issuers`` is empty."""
+
+    issuers: tuple[OAuthIssuer, ...] = ()
+    username_claim: str = "email"               # the claim naming the account
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    leeway: float = 60.0                        # seconds of clock skew for exp/nbf/iat
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("var")
     imap: ListenerConfig = field(default_factory=ListenerConfig)
     imaps: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=1993))
+    # POP3 (RFC 1939): plain with STLS, and implicit TLS; 110/995 in production.
+    pop3: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=1110))
+    pop3s: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=1995))
     tls: TlsConfig = field(default_factory=TlsConfig)
     limits: Limits = field(default_factory=Limits)
     # Loopback connections count as secure (no STARTTLS needed), like Dovecot.
     secure_loopback: bool = True
     argon2: Argon2Params = field(default_factory=Argon2Params)
     log_level: str = "INFO"
+    lmtp: LmtpConfig = field(default_factory=LmtpConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
 
 
 def load_config(path: Path | None) -> Config:
@@ -130,6 +192,17 @@ def _convert(hint: Any, default: Any, value: Any, key: str, base: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number of seconds, got {value!r}")
         return float(value)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and args and dataclasses.is_dataclass(args[0]):
+        # An array of tables ([[oauth.issuers]]): each starts from the defaults.
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{key}: expected an array of tables [[{key}]], got {value!r}")
+        item_cls: Any = args[0]
+        return tuple(_build(item_cls(), v, f"{key}[{i}].", base) for i, v in enumerate(value))
+    if hint == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -143,7 +216,8 @@ def _convert(hint: Any, default: Any, value: Any, key: str, base: Path) -> Any:
 
 
 def _validate(c: Config) -> None:
-    for name, listener in (("imap", c.imap), ("imaps", c.imaps)):
+    for name, listener in (("imap", c.imap), ("imaps", c.imaps),
+                           ("pop3", c.pop3), ("pop3s", c.pop3s)):
         # Port 0 asks the OS for a free port: handy for tests.
         if not 0 <= listener.port <= 65535:
             raise ConfigError(f"{name}.port: must be 0..65535, got {listener.port}")
@@ -174,7 +248,64 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             f"argon2.memory_cost: must be at least 8 * parallelism KiB, got {a.memory_cost}"
         )
+    _validate_lmtp(c.lmtp)
+    _validate_auth(c.auth, c.oauth)
     if c.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(
             f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {c.log_level!r}"
         )
+
+
+def _validate_lmtp(m: LmtpConfig) -> None:
+    if not 0 <= m.port <= 65535:
+        raise ConfigError(f"lmtp.port: must be 0..65535, got {m.port}")
+    if not 0 <= m.socket_mode <= 0o777:
+        raise ConfigError(f"lmtp.socket_mode: must be 0o000..0o777, got {m.socket_mode:#o}")
+    if m.max_message_size < 1024:
+        raise ConfigError(f"lmtp.max_message_size: must be at least 1024, got {m.max_message_size}")
+    if m.max_recipients < 1:
+        raise ConfigError(f"lmtp.max_recipients: must be at least 1, got {m.max_recipients}")
+    if len(m.recipient_delimiter) > 1 or m.recipient_delimiter.isalnum() \
+            or m.recipient_delimiter in ("@", " "):
+        raise ConfigError(
+            f"lmtp.recipient_delimiter: one character such as + or -, got {m.recipient_delimiter!r}"
+        )
+    for domain in m.local_domains:
+        if not domain or "@" in domain or " " in domain:
+            raise ConfigError(f"lmtp.local_domains: not a domain: {domain!r}")
+
+
+# Asymmetric algorithms only: an HMAC key in a JWKS file would let anyone who
+# can read the file mint tokens, and "none" is no signature at all.
+OAUTH_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                    "ES512", "EdDSA")
+
+
+def _validate_auth(a: AuthConfig, o: OAuthConfig) -> None:
+    if a.scram_iterations < 4096:
+        raise ConfigError(
+            f"auth.scram_iterations: must be at least 4096 (RFC 7677), got {a.scram_iterations}"
+        )
+    if a.revocation_check <= 0:
+        raise ConfigError(f"auth.revocation_check: must be positive, got {a.revocation_check}")
+    for alg in o.algorithms:
+        if alg not in OAUTH_ALGORITHMS:
+            raise ConfigError(
+                f"oauth.algorithms: {alg!r} is not one of {', '.join(OAUTH_ALGORITHMS)}"
+            )
+    if o.leeway < 0:
+        raise ConfigError(f"oauth.leeway: must not be negative, got {o.leeway}")
+    if not o.username_claim:
+        raise ConfigError("oauth.username_claim: must not be empty")
+    seen = set()
+    for i, iss in enumerate(o.issuers):
+        where = f"oauth.issuers[{i}]"
+        if not iss.issuer:
+            raise ConfigError(f"{where}.issuer: required (the tokens' \"iss\" value)")
+        if iss.issuer in seen:
+            raise ConfigError(f"{where}.issuer: {iss.issuer!r} is listed twice")
+        seen.add(iss.issuer)
+        if iss.jwks_file is None:
+            raise ConfigError(f"{where}.jwks_file: required (the issuer's JSON Web Key Set)")
+        if not iss.audience:
+            raise ConfigError(f"{where}.audience: required (a list of accepted \"aud\" values)")

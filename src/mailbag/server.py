@@ -1,5 +1,6 @@
 """Listeners, TLS contexts and shutdown: IMAP on the STARTTLS port (RFC 9051
-§6.2.1) and implicit TLS (RFC 8314 §3.3), connection caps, SIGTERM graceful
+§6.2.1) and implicit TLS (RFC 8314 §3.3), POP3 with STLS (RFC 2595) and on
+implicit TLS, connection caps, SIGTERM graceful
 shutdown (finish the command in flight, say BYE, close) and SIGHUP
 certificate reload.
 """
@@ -20,13 +21,34 @@ from mailbag.auth.passwords import PasswordHasher
 from mailbag.config import Config
 from mailbag.imap import commands as _commands  # noqa: F401 - registers handlers
 from mailbag.imap.session import ServerContext, Session
+from mailbag.lmtp.listeners import LmtpListeners, start_lmtp
 from mailbag.log import configure_logging, log_event
+from mailbag.pop3.session import Pop3Context, Pop3Session, shutdown_sessions
 from mailbag.store.sqlite import SqliteStore
-from mailbag.tls import ensure_certificate, server_context
+from mailbag.tls import TlsError, ensure_certificate, server_context
 
 log = logging.getLogger("mailbag.server")
 
 SHUTDOWN_GRACE = 10.0
+
+
+def _awaiting_command(session: Session) -> bool:
+    """Whether the session sits between commands, blocked reading the next
+    one: only then can BYE go out without cutting off a command (an APPEND
+    of a big message counts from its first byte) or overtaking its tagged
+    reply."""
+    if session.busy or session.inflight:
+        return False
+    parser = session.parser
+    # CommandParser has no public "between commands" flag: a command line
+    # waiting for its literal leaves segments behind, a literal being read or
+    # skipped leaves bytes remaining.
+    if (parser.buffered or getattr(parser, "_segments", None)
+            or getattr(parser, "_remaining", 0)):
+        return False
+    # Set while StreamReader.read() waits for data: the session is in its
+    # read, not in the tail of a command (sending updates, the tagged reply).
+    return getattr(session.reader, "_waiter", None) is not None
 
 
 class Server:
@@ -37,6 +59,8 @@ class Server:
         self.per_ip: Counter[str] = Counter()
         self.servers: list[tuple[str, asyncio.Server]] = []
         self.ctx: ServerContext | None = None
+        self.pop3: Pop3Context | None = None
+        self.lmtp: LmtpListeners | None = None
         self.stopped = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -47,7 +71,7 @@ class Server:
         )
         self.cert_files = (cert, key)
         tls = server_context(cert, key)
-        authenticator = Authenticator(self.store, self.hasher)
+        authenticator = Authenticator(self.store, self.hasher, config=self.config)
         self.ctx = ServerContext(self.config, self.store, authenticator, tls)
         if self.config.imap.enabled:
             srv = await asyncio.start_server(
@@ -61,6 +85,22 @@ class Server:
                 ssl=tls, limit=256 * 1024, ssl_handshake_timeout=30,
             )
             self.servers.append(("imaps", srv))
+        # POP3 shares the TLS context, the Authenticator (and so its rate
+        # limiter) and the connection caps with IMAP.
+        self.pop3 = Pop3Context(self.config, self.store, authenticator, tls)
+        if self.config.pop3.enabled:
+            srv = await asyncio.start_server(
+                self._pop3_handler(False), self.config.pop3.host, self.config.pop3.port,
+            )
+            self.servers.append(("pop3", srv))
+        if self.config.pop3s.enabled:
+            srv = await asyncio.start_server(
+                self._pop3_handler(True), self.config.pop3s.host, self.config.pop3s.port,
+                ssl=tls, ssl_handshake_timeout=30,
+            )
+            self.servers.append(("pop3s", srv))
+        # LMTP delivery (RFC 2033) from the MTA; logs its own listeners.
+        self.lmtp = await start_lmtp(self.config, self.store)
         for label, srv in self.servers:
             for sock in srv.sockets:
                 log_event(log, "listening", proto=label, addr=sock.getsockname()[0],
@@ -73,11 +113,15 @@ class Server:
             cert, key, fingerprint = ensure_certificate(
                 self.config.data_dir, self.config.tls.cert_file, self.config.tls.key_file
             )
+            # Tried on a fresh context first: a pair that does not load (a
+            # certificate renewed before its key) must not reach the live
+            # one, where a half-done load would break every handshake.
+            server_context(cert, key)
             # Loading into the context in use means both listeners and every
             # later STARTTLS handshake present the new certificate.
             assert self.ctx.tls_context is not None
             self.ctx.tls_context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (TlsError, OSError, ssl.SSLError, ValueError) as exc:
             log_event(log, "tls-reload-failed", error=str(exc))
             return
         log_event(log, "tls-reloaded", sha256=fingerprint)
@@ -89,17 +133,55 @@ class Server:
             peer = writer.get_extra_info("peername")
             ip = peer[0] if isinstance(peer, tuple) else "local"
             limits = self.config.limits
-            if (len(self.ctx.sessions) >= limits.max_connections
-                    or self.per_ip[ip] >= limits.max_connections_per_ip):
-                log_event(log, "connection-refused", rip=ip, reason="too-many-connections")
+            # The text says which cap it was: one address hogging its share
+            # is a different problem from a full server.
+            if self.per_ip[ip] >= limits.max_connections_per_ip:
+                reason, text = "too-many-connections-per-ip", b"from your address"
+            elif self._connections() >= limits.max_connections:
+                reason, text = "too-many-connections", b"to this server"
+            else:
+                reason = None
+            if reason is not None:
+                log_event(log, "connection-refused", rip=ip, reason=reason)
                 with contextlib.suppress(Exception):
-                    writer.write(b"* BYE [UNAVAILABLE] Too many connections\r\n")
+                    writer.write(b"* BYE [UNAVAILABLE] Too many connections " + text + b"\r\n")
                     await writer.drain()
                     writer.close()
                 return
             self.per_ip[ip] += 1
             try:
                 await Session(self.ctx, reader, writer, implicit_tls).run()
+            finally:
+                self.per_ip[ip] -= 1
+                if self.per_ip[ip] <= 0:
+                    del self.per_ip[ip]
+
+        return handle
+
+    def _connections(self) -> int:
+        """Open IMAP and POP3 sessions: max_connections caps them together."""
+        imap = len(self.ctx.sessions) if self.ctx is not None else 0
+        return imap + (len(self.pop3.sessions) if self.pop3 is not None else 0)
+
+    def _pop3_handler(self, implicit_tls: bool) -> Callable[
+            [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            assert self.pop3 is not None
+            peer = writer.get_extra_info("peername")
+            ip = peer[0] if isinstance(peer, tuple) else "local"
+            limits = self.config.limits
+            if (self._connections() >= limits.max_connections
+                    or self.per_ip[ip] >= limits.max_connections_per_ip):
+                log_event(log, "connection-refused", rip=ip, reason="too-many-connections",
+                          proto="pop3")
+                with contextlib.suppress(Exception):
+                    writer.write(b"-ERR [SYS/TEMP] Too many connections\r\n")
+                    await writer.drain()
+                    writer.close()
+                return
+            self.per_ip[ip] += 1
+            try:
+                await Pop3Session(self.pop3, reader, writer, implicit_tls).run()
             finally:
                 self.per_ip[ip] -= 1
                 if self.per_ip[ip] <= 0:
@@ -114,20 +196,37 @@ class Server:
         for _, srv in self.servers:
             srv.close()
         for session in list(self.ctx.sessions):
-            if not session.busy:
-                # Between commands: say goodbye now. A busy session says it
-                # after its command completes (Session.loop).
-                with contextlib.suppress(Exception):
-                    session.writer.write(b"* BYE Server shutting down\r\n")
-                    session.writer.close()
-            session.wake.set()
+            session.wake.set()       # an IDLE ends with BYE (commands/idle.py)
+        told: set[Session] = set()
+        if self.pop3 is not None:
+            await shutdown_sessions(self.pop3)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
-        while self.ctx.sessions and loop.time() < deadline:
+        while (self.ctx.sessions or (self.pop3 and self.pop3.sessions)) \
+                and loop.time() < deadline:
+            # Between commands: say goodbye now. A command in progress ends
+            # first (Session.loop says BYE after it; pipelined APPENDs leave
+            # the session reading, and it is told on a later round).
+            for session in list(self.ctx.sessions):
+                if session not in told and _awaiting_command(session):
+                    told.add(session)
+                    with contextlib.suppress(Exception):
+                        session.writer.write(b"* BYE Server shutting down\r\n")
+                        session.writer.close()
             await asyncio.sleep(0.05)
+        for session in list(self.ctx.sessions):
+            # Still there after the grace period (a client that stopped in
+            # the middle of a literal): it is told, then cut off.
+            log_event(log, "shutdown-forced", rip=session.remote_ip)
+            with contextlib.suppress(Exception):
+                session.writer.write(b"* BYE Server shutting down\r\n")
+                session.writer.close()
         for _, srv in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
+        if self.lmtp is not None:
+            await self.lmtp.close()      # lets a DATA in progress finish
+        await self.ctx.indexes.close()   # writes \Recent claims back
         await self.store.close()
         self.hasher.close()
 

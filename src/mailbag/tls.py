@@ -4,11 +4,14 @@ When no certificate is configured, a self-signed one (EC P-256, 10 years,
 SubjectAltName localhost / 127.0.0.1 / ::1 / the host name) is generated once
 under ``data_dir/tls/`` so that a fresh install speaks TLS at once; its
 SHA-256 fingerprint is printed so that users can pin it in their clients.
-Contexts require TLS 1.2 or newer (RFC 8996, RFC 9325).
+Contexts require TLS 1.2 or newer (RFC 8996, RFC 9325). ``unread_input``
+serves the STARTTLS/STLS buffering defence (RFC 9051 §11.1, RFC 2595 §4,
+RFC 3207 §6).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import ipaddress
@@ -148,3 +151,18 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as e:
         raise TlsError(f"{cert_path} / {key_path}: cannot load certificate and key ({e})") from None
     return ctx
+
+
+def unread_input(reader: asyncio.StreamReader) -> bytearray | None:
+    """The bytes ``reader`` has received from the socket but not handed out
+    yet, to be cleared before a STARTTLS/STLS upgrade; None when this asyncio
+    keeps them elsewhere (then refuse the upgrade).
+
+    A session's parser drops what it holds after STARTTLS, but one read()
+    takes at most what was asked for: a client (or a man in the middle) that
+    sends more clear text than that after STARTTLS leaves the rest here, and
+    it would come out of the reader after the handshake as if it had been
+    sent over TLS. asyncio has no public call to discard it.
+    """
+    buffer = getattr(reader, "_buffer", None)
+    return buffer if isinstance(buffer, bytearray) else None

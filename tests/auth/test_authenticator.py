@@ -59,7 +59,7 @@ async def test_good_login_case_insensitive(setup: Any, caplog: pytest.LogCapture
     auth, _, _ = setup
     account = await auth.login("ALICE", b"right", "192.0.2.1", mech="PLAIN")
     assert account is not None and account.name == "alice"
-    assert lines(caplog) == ["auth-ok rip=192.0.2.1 user=ALICE proto=imap mech=PLAIN"]
+    assert lines(caplog) == ["auth-ok rip=192.0.2.1 user=ALICE proto=imap mech=PLAIN cred=password"]
 
 
 @pytest.mark.parametrize(

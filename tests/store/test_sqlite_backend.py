@@ -11,9 +11,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from conftest import make_message
-from mailbag.store.api import INBOX, AppendItem
+from mailbag.store.api import INBOX, AppendItem, NotFound
 from mailbag.store.sqlite import SqliteStore
+from mailbag.store.sqlite.schema import SCHEMA_VERSION
+from mailbag.store.sqlite.store import INLINE_MAX
 
 
 async def test_group_commit_batches(sqlite_store: SqliteStore) -> None:
@@ -26,25 +30,41 @@ async def test_group_commit_batches(sqlite_store: SqliteStore) -> None:
     assert sqlite_store.transactions - before < n
 
 
-async def test_blob_dedup_and_removal(sqlite_store: SqliteStore) -> None:
+def _message_rows(s: SqliteStore) -> list[tuple[str, bool]]:
+    with sqlite3.connect(s.db_path) as conn:
+        return [(r[0], r[1] is not None)
+                for r in conn.execute("SELECT blob_id, data FROM messages")]
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["inline", "file"])
+async def test_blob_dedup_and_removal(sqlite_store: SqliteStore, big: bool) -> None:
     s = sqlite_store
     acc = await s.create_account("a", "h")
     box = await s.get_mailbox(acc.id, INBOX)
     other = await s.create_mailbox(acc.id, "Other")
     assert box is not None
-    raw = make_message("same", "same body")
+    # Random bytes do not compress: over INLINE_MAX they must go to a file.
+    body = os.urandom(INLINE_MAX).hex() if big else "same body"
+    raw = make_message("same", body)
     await s.append(box.id, [AppendItem(raw)])
     await s.append(box.id, [AppendItem(raw)])
     await s.copy(box.id, [1, 2], other.id)
-    assert len(list(s.blobs.ids())) == 1
-    [blob_id] = s.blobs.ids()
+    rows = _message_rows(s)
+    assert len(rows) == 1                       # one copy for four mailbox entries
+    [(blob_id, inline)] = rows
+    assert inline is not big
+    assert len(list(s.blobs.ids())) == (1 if big else 0)
+    assert await s.read_blob(blob_id) == raw
     await s.store_flags(box.id, [1, 2], "add", frozenset({"\\Deleted"}))
     await s.expunge(box.id)
-    assert s.blobs.exists(blob_id)
+    assert await s.read_blob(blob_id) == raw
     await s.store_flags(other.id, [1, 2], "add", frozenset({"\\Deleted"}))
     await s.expunge(other.id)
+    assert _message_rows(s) == []
     assert not s.blobs.exists(blob_id)
-    # An orphan (as a crash would leave) goes with gc().
+    with pytest.raises(NotFound):
+        await s.read_blob(blob_id)
+    # An orphan file (as a crash would leave) goes with gc().
     s.blobs.put("ab" * 32, b"orphan")
     assert await s.gc() == 1
 
@@ -59,7 +79,7 @@ async def test_reopen_and_schema(tmp_path: Path) -> None:
         box2 = await s.get_mailbox(acc.id, INBOX)
         assert box2 is not None and box2.messages == 1 and box2.uidnext == 2
     conn = sqlite3.connect(tmp_path / "mailbag.sqlite3")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -71,7 +91,7 @@ _CHILD = textwrap.dedent(
     install()
     from conftest import make_message
     from pathlib import Path
-    from mailbag.store.api import INBOX, AppendItem
+    from mailbag.store.api import INBOX, AppendItem, NotFound
     from mailbag.store.sqlite import SqliteStore
 
     async def main():

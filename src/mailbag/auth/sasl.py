@@ -1,4 +1,6 @@
-"""Sans-IO SASL server mechanisms: PLAIN (RFC 4616) and LOGIN.
+"""Sans-IO SASL server mechanisms: PLAIN (RFC 4616) and LOGIN; the step
+types SCRAM (auth/scram.py, RFC 5802/7677) and OAUTHBEARER/XOAUTH2
+(auth/oauth.py, RFC 7628) add; the registry of every mechanism.
 
 LOGIN is the de-facto mechanism from draft-murchison-sasl-login: the server
 asks "Username:" then "Password:". Both mechanisms only extract an identity
@@ -16,6 +18,16 @@ Use::
         if resp is CANCEL: ... answer BAD, stop
         step = mech.step(resp)
     # step is Done(authcid, password) or Failed(reason)
+
+The loop above serves PLAIN and LOGIN (``MECHANISMS``, ``new_mechanism``).
+SCRAM and the OAuth mechanisms also ask their caller for data mid-exchange
+(``NeedScramCredential``, ``VerifyToken``) and may prove the identity
+themselves (``Verified``); ``auth/exchange.py`` drives every mechanism with
+the protocol's I/O passed in, so IMAP and POP3 share one loop::
+
+    names = available_mechanisms(MechanismContext(secure, tls_exporter, oauth))
+    mech = create_mechanism(name, context)          # None: not offered here
+    result = await run_exchange(authenticator, mech, initial, send, read, ...)
 """
 
 from __future__ import annotations
@@ -50,7 +62,31 @@ class Failed:
     reason: str
 
 
-SaslStep = Challenge | Done | Failed
+@dataclass(frozen=True, slots=True)
+class NeedScramCredential:
+    """SCRAM needs the stored credential of ``authcid`` before it can send
+    the server-first message; answer with ``ScramMechanism.provide``."""
+
+    authcid: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyToken:
+    """A bearer token to validate; on failure answer with
+    ``OAuthMechanism.rejected`` (RFC 7628 §3.2.2 error challenge)."""
+
+    token: str = field(repr=False)
+    authzid: str | None           # the user the client named, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """The mechanism proved the identity itself (SCRAM): only authorize it."""
+
+    authcid: str
+
+
+SaslStep = Challenge | Done | Failed | NeedScramCredential | VerifyToken | Verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +251,58 @@ def new_mechanism(name: str) -> SaslMechanism | None:
     """A fresh mechanism for ``name`` (case-insensitive), None if unsupported."""
     cls = MECHANISMS.get(name.upper())
     return cls() if cls is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class MechanismContext:
+    """What decides which mechanisms a connection is offered."""
+
+    secure: bool                  # TLS, or loopback counted as secure
+    tls_exporter: bytes | None = field(default=None, repr=False)  # RFC 9266 cb data
+    oauth: bool = False           # token issuers are configured
+
+
+# In the order they are advertised (strongest first, RFC 4422 leaves it free).
+ALL_MECHANISMS: Final = (
+    "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN",
+)
+
+
+def available_mechanisms(ctx: MechanismContext) -> list[str]:
+    """The mechanisms to advertise (and accept) on a connection like ``ctx``.
+
+    Nothing before TLS (DESIGN rule 8: SCRAM would be safe, but a client
+    that sees AUTH= without TLS may also try PLAIN). -PLUS only where the
+    tls-exporter value could be computed (auth/channel_binding.py).
+    """
+    if not ctx.secure:
+        return []
+    names = []
+    for name in ALL_MECHANISMS:
+        if name == "SCRAM-SHA-256-PLUS" and ctx.tls_exporter is None:
+            continue
+        if name in ("OAUTHBEARER", "XOAUTH2") and not ctx.oauth:
+            continue
+        names.append(name)
+    return names
+
+
+def create_mechanism(name: str, ctx: MechanismContext) -> SaslMechanism | None:
+    """A fresh mechanism for ``name`` if it is offered in ``ctx``, else None."""
+    name = name.upper()
+    if name not in available_mechanisms(ctx):
+        return None
+    if name.startswith("SCRAM-"):
+        from mailbag.auth.scram import ScramMechanism
+
+        plus = name.endswith("-PLUS")
+        return ScramMechanism(
+            plus=plus,
+            channel_binding=ctx.tls_exporter if plus else None,
+            plus_offered=ctx.tls_exporter is not None,
+        )
+    if name in ("OAUTHBEARER", "XOAUTH2"):
+        from mailbag.auth.oauth import OAuthBearerMechanism, XOAuth2Mechanism
+
+        return OAuthBearerMechanism() if name == "OAUTHBEARER" else XOAuth2Mechanism()
+    return new_mechanism(name)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mailbag.cli import serve, user
+from mailbag.cli import alias, app_password, deliver, serve, transfer, user
 from mailbag.cli.common import CliError, add_common_options, fail
 
 
@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve.register(subparsers)
     user.register(subparsers)
+    app_password.register(subparsers)
+    transfer.register(subparsers)
+    alias.register(subparsers)
+    deliver.register(subparsers)
     return parser
 
 

@@ -1,4 +1,9 @@
-"""``mailbag user add|passwd|del|list``: manage accounts in the store."""
+"""``mailbag user add|passwd|del|list``: manage accounts in the store;
+``user totp enroll|remove`` and ``user second-factor`` (docs/auth.md).
+
+Setting a password also stores its SCRAM-SHA-256 secrets (RFC 5802/7677),
+so SCRAM works for the account at once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import getpass
 import secrets
 import sys
 
+from mailbag.auth import totp
 from mailbag.auth.passwords import PasswordHasher
+from mailbag.auth.scram import make_credential
 from mailbag.auth.usernames import InvalidUsername, validate_username
 from mailbag.cli.common import CliError, add_common_options, config_from_args, opened_store
 from mailbag.config import Config
@@ -35,11 +42,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     passwd = commands.add_parser("passwd", help="change an account's password")
     passwd.add_argument("name")
-    passwd.add_argument(
+    passwd_source = passwd.add_mutually_exclusive_group()
+    passwd_source.add_argument(
         "--password-stdin", action="store_true", help="read the password as one line from stdin"
     )
+    passwd_source.add_argument(
+        "--generate", action="store_true", help="generate a random password and print it"
+    )
     add_common_options(passwd, top_level=False)
-    passwd.set_defaults(func=cmd_passwd, generate=False)
+    passwd.set_defaults(func=cmd_passwd)
 
     delete = commands.add_parser("del", help="delete an account and all its mail")
     delete.add_argument("name")
@@ -49,6 +60,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = commands.add_parser("list", help="list accounts")
     add_common_options(listing, top_level=False)
     listing.set_defaults(func=cmd_list)
+
+    totp_parser = commands.add_parser("totp", help="one-time codes (RFC 6238) for the account")
+    totp_commands = totp_parser.add_subparsers(dest="totp_command", metavar="COMMAND",
+                                               required=True)
+    enroll = totp_commands.add_parser(
+        "enroll", help="make a new TOTP secret and print its otpauth:// URI once")
+    enroll.add_argument("name")
+    add_common_options(enroll, top_level=False)
+    enroll.set_defaults(func=cmd_totp_enroll)
+    remove = totp_commands.add_parser("remove", help="forget the TOTP secret")
+    remove.add_argument("name")
+    add_common_options(remove, top_level=False)
+    remove.set_defaults(func=cmd_totp_remove)
+
+    second = commands.add_parser(
+        "second-factor",
+        help="require (on) or stop requiring (off) a second factor with the main password")
+    second.add_argument("name")
+    second.add_argument("state", choices=["on", "off"])
+    add_common_options(second, top_level=False)
+    second.set_defaults(func=cmd_second_factor)
 
 
 def _name(args: argparse.Namespace) -> str:
@@ -78,20 +110,32 @@ def _hasher(config: Config) -> PasswordHasher:
     return PasswordHasher(config.argon2, workers=1)
 
 
+def _scram(config: Config, password: bytes) -> str | None:
+    """RFC 5803 SCRAM-SHA-256 secrets, or None when SASLprep refuses the
+    password (then only PLAIN/LOGIN work for it)."""
+    try:
+        return make_credential(password, config.auth.scram_iterations).to_string()
+    except ValueError as e:
+        print(f"mailbag: note: no SCRAM secrets for this password ({e})", file=sys.stderr)
+        return None
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     name = _name(args)
     password = read_password(args)
     password_hash = _hasher(config).hash(password)
+    scram = _scram(config, password)
 
     async def run() -> None:
         async with opened_store(config) as store:
             if await store.get_account(name) is not None:
                 raise CliError(f"user {name} exists")
             try:
-                await store.create_account(name, password_hash)
+                account = await store.create_account(name, password_hash)
             except AlreadyExists:
                 raise CliError(f"user {name} exists") from None
+            await store.set_scram_credentials(account.id, scram)
 
     asyncio.run(run())
     print(f"created user {name}")
@@ -111,7 +155,9 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     # Check first so that nobody types a password twice for a typo'd name.
     if not asyncio.run(find()):
         raise CliError(f"no such user {name}")
-    password_hash = _hasher(config).hash(read_password(args))
+    password = read_password(args)
+    password_hash = _hasher(config).hash(password)
+    scram = _scram(config, password)
 
     async def run() -> None:
         async with opened_store(config) as store:
@@ -119,9 +165,13 @@ def cmd_passwd(args: argparse.Namespace) -> int:
             if account is None:
                 raise CliError(f"no such user {name}")
             await store.set_password_hash(account.id, password_hash)
+            # Old SCRAM secrets belong to the old password: replace or drop them.
+            await store.set_scram_credentials(account.id, scram)
 
     asyncio.run(run())
     print(f"changed the password of {name}")
+    if args.generate:
+        print(f"password: {password.decode()}")
     return 0
 
 
@@ -151,4 +201,65 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for line in sorted(asyncio.run(run())):
         print(line)
+    return 0
+
+
+def cmd_totp_enroll(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    name = _name(args)
+    secret = totp.new_secret()
+
+    async def run() -> None:
+        async with opened_store(config) as store:
+            account = await store.get_account(name)
+            if account is None:
+                raise CliError(f"no such user {name}")
+            await store.set_totp_secret(account.id, secret)
+
+    asyncio.run(run())
+    print(totp.provisioning_uri(secret, name))
+    print(f"Scan this URI (or enter the secret {secret}) in an authenticator app; it is "
+          "shown only once. With 'mailbag user second-factor "
+          f"{name} on' the main password then works only followed by the current code.")
+    return 0
+
+
+def cmd_totp_remove(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    name = _name(args)
+
+    async def run() -> None:
+        async with opened_store(config) as store:
+            account = await store.get_account(name)
+            if account is None:
+                raise CliError(f"no such user {name}")
+            await store.set_totp_secret(account.id, None)
+
+    asyncio.run(run())
+    print(f"removed the TOTP secret of {name}")
+    return 0
+
+
+def cmd_second_factor(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    name = _name(args)
+    required = args.state == "on"
+
+    async def run() -> bool:
+        async with opened_store(config) as store:
+            account = await store.get_account(name)
+            if account is None:
+                raise CliError(f"no such user {name}")
+            await store.set_require_second_factor(account.id, required)
+            return (await store.get_credentials(account.id)).totp_secret is not None
+
+    enrolled = asyncio.run(run())
+    if not required:
+        print(f"{name}: the main password works on its own again")
+    elif enrolled:
+        print(f"{name}: the main password now works only followed by the current TOTP code; "
+              "app passwords and tokens work as before")
+    else:
+        print(f"{name}: the main password no longer works for IMAP/POP3 (no TOTP enrolled); "
+              "use app passwords or tokens")
     return 0

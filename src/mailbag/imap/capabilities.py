@@ -16,6 +16,8 @@ AFTER_AUTH = (
     "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ID", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE", "UTF8=ACCEPT",
     "CONDSTORE", "WITHIN",
+    "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT",
+    "MULTIAPPEND", "CATENATE", "CONTEXT=SEARCH", "CONTEXT=SORT",
 )
 PRE_AUTH = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "ID")
 
@@ -29,7 +31,18 @@ def capability_string(session: Session) -> str:
     if session.ctx.tls_context is not None and not session.tls_active:
         caps.append("STARTTLS")
     if session.secure:
-        caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+        caps += [f"AUTH={name}" for name in _mechanisms(session)]
     else:
         caps.append("LOGINDISABLED")
     return " ".join(caps)
+
+
+def _mechanisms(session: Session) -> list[str]:
+    """SASL mechanisms offered here (auth/sasl.py available_mechanisms):
+    SCRAM-SHA-256-PLUS only over TLS with a tls-exporter value, OAUTHBEARER
+    and XOAUTH2 only with [oauth] issuers configured."""
+    from mailbag.auth.exchange import mechanism_context
+    from mailbag.auth.sasl import available_mechanisms
+
+    ssl_object = session.writer.get_extra_info("ssl_object") if session.tls_active else None
+    return available_mechanisms(mechanism_context(session.ctx.config, True, ssl_object))

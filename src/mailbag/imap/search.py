@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import IntEnum
 
-from mailbag.mime.headers import decode_words
 from mailbag.mime.message import Address, ParsedMessage
-from mailbag.store.api import MessageRecord, Store
+from mailbag.mime.text import INDEXED_FIELDS, address_text
+from mailbag.store.api import MessageRecord, Store, TextWhere
 from mailbag.wire.commands import (
     SearchAll,
     SearchAnd,
@@ -85,6 +85,8 @@ def cost(key: SearchKey) -> Cost:
             return Cost.RECORD
         case SearchDate():
             return Cost.FACTS if key.sent else Cost.RECORD
+        case SearchHeader() if _indexed(key):
+            return Cost.INDEX
         case SearchHeader():
             # An empty value on a facts field may still need the raw header
             # (a present but empty or unparsable field), but only for messages
@@ -99,6 +101,18 @@ def cost(key: SearchKey) -> Cost:
     raise TypeError(f"unknown search key {key!r}")
 
 
+_FIELD_WHERE: dict[bytes, TextWhere] = {
+    b"FROM": "FROM", b"TO": "TO", b"CC": "CC", b"BCC": "BCC", b"SUBJECT": "SUBJECT",
+}
+
+
+def _indexed(key: SearchKey) -> bool:
+    """FROM/TO/CC/BCC/SUBJECT with a non-empty needle: one text-index query.
+    (An empty needle asks whether the field exists at all: see _header_test.)"""
+    return (isinstance(key, SearchHeader) and key.name.upper() in INDEXED_FIELDS
+            and bool(key.value))
+
+
 def decode_needle(value: bytes) -> str:
     """Search strings arrive as bytes; clients send UTF-8 (or declare a charset
     whose text is almost always Latin-1 compatible when it is not UTF-8)."""
@@ -107,29 +121,6 @@ def decode_needle(value: bytes) -> str:
     except UnicodeDecodeError:
         text = value.decode("latin-1")
     return text.casefold()
-
-
-def address_text(addresses: Sequence[Address]) -> str:
-    """One header's addresses in 'Name <mailbox@host>' form, groups as
-    'group: a@b, c@d;', the way Dovecot builds the string it searches, so a
-    needle matches a display name, an address or a group name."""
-    items: list[str] = []
-    group: list[str] | None = None
-    group_name = ""
-    for a in addresses:
-        if a.host is None and a.mailbox is not None:     # group start
-            group, group_name = [], a.mailbox
-        elif a.host is None and a.mailbox is None:       # group end
-            items.append(f"{group_name}: {', '.join(group or ())};")
-            group = None
-        else:
-            addr = f"{a.mailbox}@{a.host}" if a.mailbox else a.host or ""
-            # Facts keep display names RFC 2047-encoded, as ENVELOPE sends them.
-            text = f"{decode_words(a.name)} <{addr}>" if a.name else addr
-            (items if group is None else group).append(text)
-    if group is not None:                                # unterminated group
-        items.append(f"{group_name}: {', '.join(group)}")
-    return ", ".join(items)
 
 
 class _Message:
@@ -174,6 +165,7 @@ class Searcher:
         self.store = store
         self.ctx = ctx
         self._text: dict[SearchText, set[int]] = {}
+        self._fields: dict[SearchHeader, set[int]] = {}
         self._sets: dict[SearchSet, set[int]] = {}
         self._flag_cache: dict[int, frozenset[str]] = {}
         self._modseqs: dict[int, int] | None = None
@@ -217,6 +209,8 @@ class Searcher:
                 return hit | await self.eval(second, domain - hit)
             case SearchText():
                 return domain & await self._text_set(key)
+            case SearchHeader() if _indexed(key):
+                return domain & await self._field_set(key)
             case SearchSet():
                 return domain & self._set(key)
             case _ if c == Cost.MEMORY:
@@ -272,6 +266,8 @@ class Searcher:
                 return not await self._test(key.key, m)
             case SearchText():
                 return m.uid in await self._text_set(key)
+            case SearchHeader() if _indexed(key):
+                return m.uid in await self._field_set(key)
             case SearchSet():
                 return m.uid in self._set(key)
             case SearchModseq():
@@ -355,6 +351,16 @@ class Searcher:
             else:
                 cached = set(self.ctx.uids)   # every text contains the empty string
             self._text[key] = cached
+        return cached
+
+    async def _field_set(self, key: SearchHeader) -> set[int]:
+        cached = self._fields.get(key)
+        if cached is None:
+            where = _FIELD_WHERE[key.name.upper()]
+            cached = await self.store.search_text(
+                self.ctx.mailbox_id, where, decode_needle(key.value)
+            )
+            self._fields[key] = cached
         return cached
 
     async def _modseq_map(self) -> dict[int, int]:

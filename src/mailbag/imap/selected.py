@@ -17,18 +17,23 @@ from mailbag.store.api import Changes, MailboxInfo, MessageMeta
 from mailbag.store.index import MailboxIndex
 from mailbag.wire.commands import SequenceSet
 
-_flag_text: dict[frozenset[str], bytes] = {}
+_flag_str: dict[frozenset[str], str] = {}
+
+
+def flags_str(flags: frozenset[str]) -> str:
+    """"\\Seen $Label" for a flag set; memoised because a mailbox has few
+    distinct flag sets and FETCH FLAGS renders one per message."""
+    text = _flag_str.get(flags)
+    if text is None:
+        if len(_flag_str) > 4096:
+            _flag_str.clear()
+        text = _flag_str[flags] = " ".join(sorted(flags))
+    return text
 
 
 def flags_text(flags: frozenset[str]) -> bytes:
-    """"\\Seen $Label" for a flag set; memoised because a mailbox has few
-    distinct flag sets and FETCH FLAGS renders one per message."""
-    text = _flag_text.get(flags)
-    if text is None:
-        if len(_flag_text) > 4096:
-            _flag_text.clear()
-        text = _flag_text[flags] = " ".join(sorted(flags)).encode()
-    return text
+    # Flags are atoms: ASCII by the grammar (RFC 9051 §9 flag-keyword).
+    return flags_str(flags).encode("ascii", "replace")
 
 
 @dataclass(slots=True)
@@ -136,6 +141,30 @@ class SelectedMailbox:
             a, b = r.bounds(star)
             seqs.update(range(max(a, 1), min(b, star) + 1))
         return [self.uids[s - 1] for s in sorted(seqs)]
+
+    def resolve_pairs(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        """(sequence number, UID) pairs addressed by a set, ascending: what
+        resolve() gives, without a UID -> sequence number lookup per message."""
+        if seqset.saved or not self.uids:
+            return [(q, u) for u in self.resolve(seqset, uid)
+                    if (q := self.seq_of(u)) is not None]
+        uids = self.uids
+        spans: list[tuple[int, int]] = []        # [lo, hi) positions
+        if uid:
+            star = uids[-1]
+            for r in seqset.ranges:
+                a, b = r.bounds(star)
+                spans.append((bisect_left(uids, a), bisect_left(uids, b + 1)))
+        else:
+            star = len(uids)
+            for r in seqset.ranges:
+                a, b = r.bounds(star)
+                spans.append((max(a, 1) - 1, min(b, star)))
+        if len(spans) == 1:
+            lo, hi = spans[0]
+            return list(zip(range(lo + 1, hi + 1), uids[lo:hi], strict=True))
+        positions = sorted({i for lo, hi in spans for i in range(lo, hi)})
+        return [(i + 1, uids[i]) for i in positions]
 
     def seq_out_of_range(self, seqset: SequenceSet) -> bool:
         """True when a sequence set names a number above EXISTS (BAD per RFC)."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailbag.imap import names
+from mailbag.imap import context, names
 from mailbag.imap.registry import REGISTRY, CommandError, Reply, State
 from mailbag.imap.selected import SelectedMailbox
 from mailbag.log import log_event
@@ -83,6 +83,9 @@ class Session:
         )
         self.state = State.NOT_AUTHENTICATED
         self.account: Account | None = None
+        # What the login used ("password", "scram", "oauth", "app:<id>"):
+        # revoking an app password ends its sessions (auth/revocation.py).
+        self.credential_id: str | None = None
         self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
         self.out: list[bytes] = []
@@ -195,11 +198,14 @@ class Session:
         await self.ctx.indexes.refresh(sel.index, upto=changes.highestmodseq)
         if not sel.readonly and sel.recent_from is None and sel.has_new(changes):
             sel.recent_from = sel.index.claim_recent()
+        # RFC 5267 §4.4: REMOVEFROM for expunged results goes before the
+        # EXPUNGEs, while their sequence numbers still hold.
+        removals = context.before_apply(self, changes, allow_expunge)
         lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync)
         if lines is None:
             sel.dirty = True
             return
-        for line in lines:
+        for line in removals + lines + await context.after_apply(self):
             self.send(line)
 
     # ----------------------------------------------------------------- loop

@@ -28,13 +28,16 @@ def _addrs(addrs: tuple[Address, ...]) -> list[Any]:
     return [[a.name, a.mailbox, a.host, a.adl] for a in addrs]
 
 
-def dump(msg: ParsedMessage) -> bytes:
+def dump(msg: ParsedMessage, *, rendered: bool = True) -> bytes:
+    """*rendered* False leaves out ENVELOPE, BODY and BODYSTRUCTURE (empty in
+    the loaded result): for a store that keeps them in columns of their own
+    so FETCH can read them without decoding the rest."""
     data = [
         VERSION,
         _part(msg.root),
-        msg.envelope.decode("latin-1"),
-        msg.body.decode("latin-1"),
-        msg.bodystructure.decode("latin-1"),
+        msg.envelope.decode("latin-1") if rendered else "",
+        msg.body.decode("latin-1") if rendered else "",
+        msg.bodystructure.decode("latin-1") if rendered else "",
         msg.sent_date.isoformat() if msg.sent_date is not None else None,
         msg.subject,
         msg.base_subject,

@@ -11,11 +11,17 @@ messages (message/rfc822, message/global) count as body text, headers and all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from html.parser import HTMLParser
 
-from mailbag.mime.headers import decode_charset, display_value, split_fields, to_str
-from mailbag.mime.message import ParsedMessage, Part, SearchText
+from mailbag.mime.headers import (
+    decode_charset,
+    decode_words,
+    display_value,
+    split_fields,
+    to_str,
+)
+from mailbag.mime.message import Address, ParsedMessage, Part, SearchText
 from mailbag.mime.transfer import decode_lenient
 
 PREVIEW_CHARS = 200
@@ -135,3 +141,42 @@ def preview_of(raw: bytes, root: Part) -> str:
     if len(text) > PREVIEW_CHARS:
         text = text[:PREVIEW_CHARS].rstrip()
     return text
+
+
+def address_text(addresses: Sequence[Address]) -> str:
+    """One header's addresses in 'Name <mailbox@host>' form, groups as
+    'group: a@b, c@d;', the way Dovecot builds the string it searches, so a
+    needle matches a display name, an address or a group name."""
+    items: list[str] = []
+    group: list[str] | None = None
+    group_name = ""
+    for a in addresses:
+        if a.host is None and a.mailbox is not None:     # group start
+            group, group_name = [], a.mailbox
+        elif a.host is None and a.mailbox is None:       # group end
+            items.append(f"{group_name}: {', '.join(group or ())};")
+            group = None
+        else:
+            addr = f"{a.mailbox}@{a.host}" if a.mailbox else a.host or ""
+            # Facts keep display names RFC 2047-encoded, as ENVELOPE sends them.
+            text = f"{decode_words(a.name)} <{addr}>" if a.name else addr
+            (items if group is None else group).append(text)
+    if group is not None:                                # unterminated group
+        items.append(f"{group_name}: {', '.join(group)}")
+    return ", ".join(items)
+
+
+# The header fields SEARCH answers from the text index (store column order).
+INDEXED_FIELDS: tuple[bytes, ...] = (b"FROM", b"TO", b"CC", b"BCC", b"SUBJECT")
+
+
+def field_texts(p: ParsedMessage) -> tuple[str, ...]:
+    """Casefolded search text of each of INDEXED_FIELDS, computed at ingest so
+    that SEARCH FROM/TO/CC/BCC/SUBJECT is one indexed store query."""
+    return (
+        address_text(p.from_).casefold(),
+        address_text(p.to).casefold(),
+        address_text(p.cc).casefold(),
+        address_text(p.bcc).casefold(),
+        p.subject.casefold(),
+    )

@@ -13,7 +13,7 @@ Every mutating call returns only after its transaction is durable.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -69,6 +69,30 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountCredentials:
+    """An account's secrets besides its argon2id password hash (docs/auth.md)."""
+
+    scram_sha256: str | None = field(default=None, repr=False)   # RFC 5803 form
+    totp_secret: str | None = field(default=None, repr=False)    # base32 (RFC 6238)
+    totp_last_step: int = 0                  # last accepted TOTP step (no replay)
+    require_second_factor: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppPassword:
+    """A per-device password; only its argon2id hash is stored."""
+
+    id: int
+    account_id: int
+    label: str
+    selector: str                 # short hash of the secret, to find the candidate
+    hash: str = field(repr=False)
+    created: datetime
+    last_used: datetime | None = None
+    last_ip: str | None = None
+    revoked: datetime | None = None
+
+@dataclass(frozen=True, slots=True)
 class MailboxInfo:
     id: int
     account_id: int
@@ -83,7 +107,6 @@ class MailboxInfo:
     size: int                     # sum of RFC822.SIZE
     noselect: bool = False        # a placeholder parent kept for its children
     first_recent: int = 1         # lowest UID no session has selected yet (\Recent)
-    recent: int = 0               # messages at or above first_recent
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +129,12 @@ class MessageRecord:
     internaldate: datetime        # timezone-aware
     savedate: datetime            # when it entered this mailbox (RFC 8514)
     blob_id: str                  # hex SHA-256 of the raw message (EMAILID source)
-    facts: bytes                  # mime.ParsedMessage.to_bytes() from ingest
+    # mime.facts.dump() from ingest; its envelope, body and bodystructure may
+    # be empty: the three fields below are the ones to use.
+    facts: bytes
+    envelope: bytes               # IMAP-rendered ENVELOPE
+    body: bytes                   # IMAP-rendered BODY (non-extensible)
+    bodystructure: bytes          # IMAP-rendered BODYSTRUCTURE
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +178,16 @@ class Changes:
 FlagMode = Literal["add", "remove", "replace"]
 
 
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A delivery alias: ``address`` (lower-cased; a full address or a bare
+    local part matching every local domain) delivers to account ``account``."""
+
+    address: str
+    account: str
+TextWhere = Literal["BODY", "TEXT", "FROM", "TO", "CC", "BCC", "SUBJECT"]
+
+
 class ChangeListener(Protocol):
     def __call__(self, mailbox_id: int, modseq: int) -> None: ...
 
@@ -168,6 +206,37 @@ class Store(Protocol):
     async def set_password_hash(self, account_id: int, password_hash: str) -> None: ...
     async def delete_account(self, account_id: int) -> None: ...
 
+    # -- credentials (docs/auth.md)
+    async def get_credentials(self, account_id: int) -> AccountCredentials: ...
+    async def set_scram_credentials(self, account_id: int, scram: str | None) -> None: ...
+    async def set_totp_secret(self, account_id: int, secret: str | None) -> None: ...
+    async def claim_totp_step(self, account_id: int, step: int) -> bool:
+        """Record ``step`` as used; False when it (or a later one) already was."""
+        ...
+    async def set_require_second_factor(self, account_id: int, required: bool) -> None: ...
+    async def add_app_password(
+        self, account_id: int, label: str, selector: str, password_hash: str
+    ) -> AppPassword:
+        """AlreadyExists when the account has a live app password with that label."""
+        ...
+    async def list_app_passwords(
+        self, account_id: int, include_revoked: bool = False
+    ) -> list[AppPassword]: ...
+    async def app_password_candidates(self, account_id: int, selector: str) -> list[AppPassword]:
+        """The live app passwords of the account with this selector."""
+        ...
+    async def revoke_app_password(self, account_id: int, label: str) -> AppPassword:
+        """NotFound when no live app password has that label."""
+        ...
+    async def record_app_password_use(
+        self, app_password_id: int, remote_ip: str, new_hash: str | None = None
+    ) -> None:
+        """Note the last use (and from where); ``new_hash`` replaces the hash (rehash)."""
+        ...
+    async def revoked_app_passwords(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` that are revoked or gone."""
+        ...
+
     # -- mailboxes (names are full "/"-separated names; INBOX is case-insensitive)
     async def list_mailboxes(self, account_id: int) -> list[MailboxInfo]: ...
     async def get_mailbox(self, account_id: int, name: str) -> MailboxInfo | None: ...
@@ -179,6 +248,9 @@ class Store(Protocol):
     async def subscriptions(self, account_id: int) -> list[str]: ...
     async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None: ...
     async def mailbox_keywords(self, mailbox_id: int) -> list[str]: ...
+    async def count_from(self, mailbox_id: int, first_uid: int) -> int:
+        """How many messages have a UID of at least *first_uid* (STATUS RECENT)."""
+        ...
     async def claim_recent(self, mailbox_id: int) -> int:
         """Return the first UID that is \\Recent for the calling session and
         mark everything up to uidnext-1 as no longer recent for later ones."""
@@ -191,6 +263,14 @@ class Store(Protocol):
 
     # -- messages
     async def append(self, mailbox_id: int, items: Sequence[AppendItem]) -> AppendResult: ...
+    async def deliver(
+        self, mailbox_ids: Sequence[int], item: AppendItem
+    ) -> list[AppendResult | StoreError]:
+        """Append one message to several mailboxes (LMTP, ``mailbag deliver``):
+        parsed once and stored as one blob; one result per mailbox, in order,
+        a StoreError (OverQuota, NotAllowed...) for a mailbox that failed alone."""
+        ...
+    async def quota_usage(self, account_id: int) -> int: ...
     async def message_list(self, mailbox_id: int) -> list[MessageMeta]: ...
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes: ...
     async def fetch_records(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]: ...
@@ -214,13 +294,18 @@ class Store(Protocol):
         return the expunged UIDs, ascending."""
         ...
 
-    async def search_text(
-        self, mailbox_id: int, where: Literal["BODY", "TEXT"], needle: str
-    ) -> set[int]:
-        """UIDs whose decoded body (BODY) or headers+body (TEXT) contain
-        ``needle`` as a case-insensitive substring (RFC 9051 §6.4.4)."""
+    async def search_text(self, mailbox_id: int, where: TextWhere, needle: str) -> set[int]:
+        """UIDs whose decoded body (BODY), headers+body (TEXT) or one header
+        field (FROM, TO, CC, BCC as "Name <addr>" lists; SUBJECT decoded)
+        contain ``needle`` as a case-insensitive substring (RFC 9051 §6.4.4)."""
         ...
 
     # -- change feed (in-process; postgres adds LISTEN/NOTIFY across processes)
     def add_listener(self, listener: Callable[[int, int], None]) -> None: ...
     def remove_listener(self, listener: Callable[[int, int], None]) -> None: ...
+
+    # -- delivery aliases (addresses are compared case-insensitively)
+    async def add_alias(self, address: str, account_id: int) -> None: ...
+    async def delete_alias(self, address: str) -> None: ...
+    async def list_aliases(self) -> list[Alias]: ...
+    async def resolve_alias(self, address: str) -> Account | None: ...

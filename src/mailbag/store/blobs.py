@@ -73,7 +73,13 @@ class BlobStore:
     def exists(self, blob_id: str) -> bool:
         return self.path(blob_id).exists()
 
-    def put(self, blob_id: str, raw: bytes) -> bool:
+    def compress(self, raw: bytes) -> bytes:
+        return self._compressor().compress(raw)
+
+    def decompress(self, data: bytes) -> bytes:
+        return self._decompressor().decompress(data)
+
+    def put(self, blob_id: str, raw: bytes, compressed: bytes | None = None) -> bool:
         """Store ``raw`` durably under ``blob_id``; False if it was already there."""
         final = self.path(blob_id)
         if final.exists():
@@ -83,7 +89,7 @@ class BlobStore:
             directory.mkdir(parents=True, exist_ok=True)
             _fsync_dir(self.root)
         tmp = directory / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        data = self._compressor().compress(raw)
+        data = compressed if compressed is not None else self.compress(raw)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(data)

@@ -40,6 +40,15 @@ class MailboxIndex:
     saved_recent: int = 1    # first_recent as the store has it
     users: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _unseen: tuple[int, int | None] = (-1, None)   # (modseq, position) memo
+
+    def first_unseen(self) -> int | None:
+        """Position of the first message without \\Seen (rev1 SELECT's
+        [UNSEEN n]); remembered until the next change."""
+        if self._unseen[0] != self.modseq:
+            pos = next((i for i, f in enumerate(self.flags) if "\\Seen" not in f), None)
+            self._unseen = (self.modseq, pos)
+        return self._unseen[1]
 
     def position(self, uid: int) -> int | None:
         i = bisect_left(self.uids, uid)
@@ -50,7 +59,13 @@ class MailboxIndex:
     def apply(self, changes: Changes) -> None:
         """Fold in a changes_since answer. Idempotent: a change already seen
         (the list was read after it committed) changes nothing."""
-        if changes.expunged:
+        if len(changes.expunged) <= 64:
+            # A few expunges (the usual case): delete in place, highest first.
+            for uid in reversed(changes.expunged):
+                i = self.position(uid)
+                if i is not None:
+                    del self.uids[i], self.flags[i], self.modseqs[i]
+        else:
             gone = set(changes.expunged)
             keep = [i for i, u in enumerate(self.uids) if u not in gone]
             if len(keep) != len(self.uids):
@@ -173,6 +188,8 @@ class IndexCache:
         index.users -= 1
         if index.users > 0 or self._indexes.get(index.mailbox_id) is not index:
             return
+        if index.first_recent > index.saved_recent:
+            self._save_recent(index)
         self._unused[index.mailbox_id] = None
         while len(self._unused) > KEEP_UNUSED:
             old, _ = self._unused.popitem(last=False)

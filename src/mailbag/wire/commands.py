@@ -199,8 +199,17 @@ SearchKey = (
     | SearchSize | SearchSet | SearchModseq | SearchNot | SearchOr | SearchAnd
 )
 
-# RETURN options of ESEARCH (RFC 4731) and SEARCHRES (RFC 5182) SAVE.
-SearchReturn = L["MIN", "MAX", "ALL", "COUNT", "SAVE"]
+# RETURN options of ESEARCH (RFC 4731), SEARCHRES (RFC 5182) SAVE and
+# CONTEXT=SEARCH (RFC 5267 §4: UPDATE, CONTEXT, PARTIAL).
+SearchReturn = L["MIN", "MAX", "ALL", "COUNT", "SAVE", "UPDATE", "CONTEXT", "PARTIAL"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartialRange:
+    """RETURN (PARTIAL first:last): 1-based positions in the result, first <= last."""
+
+    first: int
+    last: int
 
 
 # ---------------------------------------------------------------- commands
@@ -319,11 +328,31 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatenateText:
+    """TEXT literal of a CATENATE list (RFC 4469 §5)."""
+
+    data: bytes
+    binary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CatenateUrl:
+    """URL part of a CATENATE list: an IMAP URL (RFC 5092), as sent."""
+
+    url: str
+
+
+CatenatePart = CatenateText | CatenateUrl
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     flags: tuple[str, ...]
     internaldate: datetime | None
     data: bytes
     binary: bool = False                # sent as ~{n} literal8
+    # CATENATE (RFC 4469): the message is assembled from these parts; data is b"".
+    parts: tuple[CatenatePart, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +392,49 @@ class Search(Command):
     key: SearchKey
     charset: str | None = None
     returns: tuple[SearchReturn, ...] | None = None  # None: no RETURN given
+    partial: PartialRange | None = None              # RETURN (PARTIAL n:m)
+
+
+# RETURN options of SORT with ESORT and CONTEXT=SORT (RFC 5267 §3, §4).
+ContextReturn = SearchReturn
+
+SortKeyName = L["ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+                "DISPLAYFROM", "DISPLAYTO"]
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    key: SortKeyName
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """SORT / UID SORT (RFC 5256 §3, RFC 5957 DISPLAY keys, RFC 5267 RETURN)."""
+
+    uid: bool
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    key: SearchKey
+    returns: tuple[ContextReturn, ...] | None = None  # None: no RETURN given
+    partial: PartialRange | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """THREAD / UID THREAD (RFC 5256 §3); algorithm upper-cased, unchecked."""
+
+    uid: bool
+    algorithm: str
+    charset: str
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag" ... (RFC 5267 §4.3)."""
+
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

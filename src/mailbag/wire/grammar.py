@@ -3,7 +3,8 @@
 of RFC 3501 (LSUB, RFC822.*, NEW/OLD/RECENT) and the extensions listed in
 wire/commands.py: ENABLE (RFC 5161), SASL-IR (RFC 4959), CONDSTORE/QRESYNC
 (RFC 7162), LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE
-CREATE (RFC 6154 §3), MULTIAPPEND (RFC 3502), BINARY (RFC 3516), ESEARCH
+CREATE (RFC 6154 §3), MULTIAPPEND (RFC 3502), CATENATE (RFC 4469), SORT/THREAD (RFC 5256, RFC 5957),
+ESORT and CONTEXT (RFC 5267; in wire/sort_grammar.py), BINARY (RFC 3516), ESEARCH
 (RFC 4731), SEARCHRES (RFC 5182), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 UNSELECT (RFC 3691), ID (RFC 2971), IDLE (RFC 2177).
 
@@ -24,7 +25,14 @@ from mailbag.wire import commands as c
 from mailbag.wire.dates import parse_datetime
 from mailbag.wire.fetch_grammar import parse_fetch_items, parse_fetch_modifiers
 from mailbag.wire.lexer import TAG_CHARS, ParseError, Reader
-from mailbag.wire.search_grammar import SearchParser, parse_search_returns
+from mailbag.wire.search_grammar import SearchParser
+from mailbag.wire.sort_grammar import (
+    parse_cancelupdate,
+    parse_catenate,
+    parse_return_options,
+    parse_sort,
+    parse_thread,
+)
 
 STATUS_ITEMS = frozenset({
     "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
@@ -312,10 +320,16 @@ class _Grammar:
                 except ValueError as exc:
                     raise ParseError(f"APPEND: {exc}") from None
                 r.sp("a space after the APPEND date-time")
-            if not r.is_literal():
-                raise r.fail("the message as a literal")
-            data, binary = r.literal("the message literal", allow_binary=True)
-            messages.append(c.AppendMessage(flags, when, data, binary))
+            mark = r.mark()
+            if r.take_while(_LETTERS).upper() == b"CATENATE":   # RFC 4469
+                r.sp("a space after CATENATE")
+                messages.append(c.AppendMessage(flags, when, b"", parts=parse_catenate(r)))
+            else:
+                r.reset(mark)
+                if not r.is_literal():
+                    raise r.fail("the message as a literal or CATENATE")
+                data, binary = r.literal("the message literal", allow_binary=True)
+                messages.append(c.AppendMessage(flags, when, data, binary))
             if r.at_end():
                 break
         return c.Append(self.tag, mailbox, tuple(messages))
@@ -335,6 +349,7 @@ class _Grammar:
     def search(self, uid: bool) -> c.Command:
         r = self.r
         returns: tuple[c.SearchReturn, ...] | None = None
+        partial: c.PartialRange | None = None
         charset: str | None = None
         mark = r.mark()
         if r.peek() == 0x20:
@@ -342,7 +357,7 @@ class _Grammar:
             word = r.take_while(_LETTERS)
             if word.upper() == b"RETURN" and r.peek() == 0x20:
                 r.pos += 1
-                returns = parse_search_returns(r)
+                returns, partial = parse_return_options(r, "SEARCH")
                 mark = r.mark()
                 if r.peek() == 0x20:
                     r.pos += 1
@@ -353,7 +368,7 @@ class _Grammar:
             else:
                 r.reset(mark)
         key = SearchParser(r, self.max_nesting).keys()
-        return c.Search(self.tag, uid, key, charset, returns)
+        return c.Search(self.tag, uid, key, charset, returns, partial)
 
     def fetch(self, uid: bool) -> c.Command:
         r = self.r
@@ -447,6 +462,15 @@ class _Grammar:
         r.end(name)
         return c.Id(self.tag, tuple(params))
 
+    def sort(self, uid: bool) -> c.Command:
+        return parse_sort(self.r, self.tag, uid, self.max_nesting)
+
+    def thread(self, uid: bool) -> c.Command:
+        return parse_thread(self.r, self.tag, uid, self.max_nesting)
+
+    def cancelupdate(self, name: str) -> c.Command:
+        return parse_cancelupdate(self.r, self.tag)
+
     _COMMANDS: dict[str, Callable[[_Grammar, str], c.Command]] = {}
     _UID: dict[str, Callable[[_Grammar, bool], c.Command]] = {}
 
@@ -476,10 +500,13 @@ _Grammar._COMMANDS = {
     "SEARCH": _as_plain(_Grammar.search), "FETCH": _as_plain(_Grammar.fetch),
     "STORE": _as_plain(_Grammar.store), "COPY": _as_plain(_Grammar.copy),
     "MOVE": _as_plain(_Grammar.move),
+    "SORT": _as_plain(_Grammar.sort), "THREAD": _as_plain(_Grammar.thread),
+    "CANCELUPDATE": _Grammar.cancelupdate,
 }
 _Grammar._UID = {
     "SEARCH": _Grammar.search, "FETCH": _Grammar.fetch, "STORE": _Grammar.store,
     "COPY": _Grammar.copy, "MOVE": _Grammar.move, "EXPUNGE": _Grammar.uid_expunge,
+    "SORT": _Grammar.sort, "THREAD": _Grammar.thread,
 }
 
 

@@ -3,6 +3,7 @@ package registers them all in imap.registry.REGISTRY."""
 
 from mailbag.imap.commands import (  # noqa: F401
     append,
+    context,
     fetch,
     general,
     idle,
@@ -12,4 +13,6 @@ from mailbag.imap.commands import (  # noqa: F401
     messages,
     search,
     select,
+    sort,
+    thread,
 )

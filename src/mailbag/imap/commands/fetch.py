@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
-from mailbag.imap.selected import SelectedMailbox
+from mailbag.imap.selected import SelectedMailbox, flags_str
 from mailbag.mime.message import ParsedMessage
 from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mailbag.imap.session import Session
 
 BATCH = 200
+VIEW_BATCH = 5000     # UID/FLAGS/MODSEQ only: nothing to load per batch
 SETS_SEEN = {"RFC822", "RFC822.TEXT"}
 
 
@@ -59,6 +60,10 @@ def _slice(data: bytes, att: FetchAtt) -> tuple[bytes, bytes]:
 
 
 VIEW_ONLY = frozenset({"UID", "FLAGS", "MODSEQ"})
+RECENT = frozenset({"\\Recent"})
+# Items answered from the record's columns, without decoding its facts.
+FROM_RECORD = frozenset({"INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY",
+                         "SAVEDATE", "EMAILID", "THREADID"})
 
 
 def render_view_item(sel: SelectedMailbox, att: FetchAtt, uid: int, pos: int) -> bytes:
@@ -71,6 +76,27 @@ def render_view_item(sel: SelectedMailbox, att: FetchAtt, uid: int, pos: int) ->
     return sel.flags_item(uid, sel.index.flags[pos])
 
 
+def _view_lines(sel: SelectedMailbox, batch: Sequence[tuple[int, int]],
+                positions: Sequence[int | None], items: Sequence[FetchAtt]) -> list[bytes]:
+    """FETCH responses made of UID/FLAGS/MODSEQ only: the index alone answers,
+    and `UID FETCH 1:* (FLAGS)` (every client's resync) has its own loop."""
+    out: list[bytes] = []
+    if [a.name for a in items] == ["UID", "FLAGS"]:
+        flags, recent = sel.index.flags, sel.recent
+        # str formatting and one encode per batch: several times faster per
+        # line than bytes %-formatting, and this loop runs once per message.
+        text = "".join([
+            f"* {seq} FETCH (UID {uid} FLAGS ({flags_str(flags[pos] | RECENT if uid in recent else flags[pos])}))\r\n"
+            for (seq, uid), pos in zip(batch, positions, strict=True) if pos is not None
+        ])
+        return [text.encode("ascii", "replace")]
+    for (seq, uid), pos in zip(batch, positions, strict=True):
+        if pos is not None:
+            out.append(b"* %d FETCH (%b)\r\n" % (seq, b" ".join(
+                [render_view_item(sel, att, uid, pos) for att in items])))
+    return out
+
+
 def _positions(sel: SelectedMailbox, pairs: Sequence[tuple[int, int]]) -> list[int | None]:
     if sel.aligned():
         return [seq - 1 for seq, _ in pairs]
@@ -78,7 +104,8 @@ def _positions(sel: SelectedMailbox, pairs: Sequence[tuple[int, int]]) -> list[i
 
 
 def render_item(
-    s: Session, att: FetchAtt, rec: MessageRecord, facts: ParsedMessage, raw: bytes | None
+    s: Session, att: FetchAtt, rec: MessageRecord, facts: ParsedMessage | None,
+    raw: bytes | None
 ) -> list[bytes]:
     name = att.name
     if name == "INTERNALDATE":
@@ -86,19 +113,20 @@ def render_item(
     if name == "RFC822.SIZE":
         return [b"RFC822.SIZE %d" % rec.size]
     if name == "ENVELOPE":
-        return [b"ENVELOPE " + facts.envelope]
+        return [b"ENVELOPE " + rec.envelope]
     if name == "BODYSTRUCTURE":
-        return [b"BODYSTRUCTURE " + facts.bodystructure]
+        return [b"BODYSTRUCTURE " + rec.bodystructure]
     if name == "BODY":
-        return [b"BODY " + facts.body]
-    if name == "PREVIEW":
-        return [b"PREVIEW " + quoted_or_literal(facts.preview.encode("utf-8"))]
+        return [b"BODY " + rec.body]
     if name == "SAVEDATE":
         return [b"SAVEDATE " + format_internaldate(rec.savedate)]
     if name == "EMAILID":
         return [b"EMAILID (M" + rec.blob_id[:24].encode() + b")"]
     if name == "THREADID":
         return [b"THREADID NIL"]
+    assert facts is not None, "FROM_RECORD must list every item answered above"
+    if name == "PREVIEW":
+        return [b"PREVIEW " + quoted_or_literal(facts.preview.encode("utf-8"))]
     assert raw is not None
     if name.startswith(("RFC822", "BODY[")):
         return _render_text_item(att, *_nul_free(raw, facts))
@@ -162,23 +190,25 @@ async def fetch_messages(
     sel = s.require_selected()
     need_body = any(_needs_body(a) for a in items)
     need_record = need_body or any(a.name not in VIEW_ONLY for a in items)
-    for start in range(0, len(seqs_uids), BATCH):
-        batch = seqs_uids[start:start + BATCH]
+    need_facts = any(a.name not in VIEW_ONLY and a.name not in FROM_RECORD for a in items)
+    step = BATCH if need_record else VIEW_BATCH
+    for start in range(0, len(seqs_uids), step):
+        batch = seqs_uids[start:start + step]
         positions = _positions(sel, batch)
         records: dict[int, MessageRecord] = {}
         if need_record:
             for r in await s.store.fetch_records(sel.info.id, [u for _, u in batch]):
                 records[r.uid] = r
+        if not need_record:
+            s.send(b"".join(_view_lines(sel, batch, positions, items)))
+            await s.maybe_flush()
+            continue
         lines: list[bytes] = []
         for (seq, uid), pos in zip(batch, positions, strict=True):
             rec = records.get(uid)
-            if pos is None or (need_record and rec is None):
+            if pos is None or rec is None:
                 continue  # expunged by another session meanwhile
-            if rec is None:
-                lines.append(b"* %d FETCH (%b)\r\n" % (seq, b" ".join(
-                    [render_view_item(sel, att, uid, pos) for att in items])))
-                continue
-            facts = ParsedMessage.from_bytes(rec.facts)
+            facts = ParsedMessage.from_bytes(rec.facts) if need_facts else None
             raw = await s.store.read_blob(rec.blob_id) if need_body else None
             chunks: list[bytes] = [b"* %d FETCH (" % seq]
             for i, att in enumerate(items):
@@ -211,10 +241,11 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
             items.append(FetchAtt("MODSEQ"))
     if cmd.uid and "UID" not in names:
         items.insert(0, FetchAtt("UID"))
-    uids = sel.resolve(cmd.set, cmd.uid)
+    pairs = sel.resolve_pairs(cmd.set, cmd.uid)
     if mods.changedsince is not None:
         since = mods.changedsince
-        uids = [u for u in uids if (sel.modseq_of(u) or 0) > since]
+        pairs = [(q, u) for q, u in pairs if (sel.modseq_of(u) or 0) > since]
+    uids = [u for _, u in pairs]
 
     if not sel.readonly and any(_sets_seen(a) for a in items):
         unseen = [u for u in uids
@@ -225,6 +256,5 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
             await s.own_changes(result.changed)
             if "FLAGS" not in names:
                 items.append(FetchAtt("FLAGS"))
-    pairs = [(seq, u) for u in uids if (seq := sel.seq_of(u)) is not None]
     await fetch_messages(s, pairs, items)
     return Reply(text="FETCH completed")

@@ -154,7 +154,7 @@ async def list_(s: Session, cmd: List) -> Reply:
             attrs.append(node.info.special_use)
         s.send(_line(s, node, attrs, extra))
         if cmd.status_items and node.info is not None:
-            s.send(status_line(s, node.info, cmd.status_items))
+            s.send(await status_line(s, node.info, cmd.status_items))
     return Reply(text="LIST completed")
 
 

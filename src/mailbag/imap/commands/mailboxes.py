@@ -6,7 +6,6 @@ CONDSTORE HIGHESTMODSEQ RFC 7162 §3.1.8).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from mailbag.imap import names
@@ -100,18 +99,15 @@ async def namespace(s: Session, cmd: Namespace) -> Reply:
     return Reply(text="NAMESPACE completed")
 
 
-def _recent(s: Session, info: MailboxInfo) -> int:
-    """Messages no session has claimed: the store's count, less the claims
-    the in-memory index has made since it last wrote them back."""
+async def _recent(s: Session, info: MailboxInfo) -> int:
+    """Messages no session has claimed yet; the in-memory index may have
+    claimed more than the store has recorded."""
     index = s.ctx.indexes.peek(info)
-    if index is None or index.first_recent <= info.first_recent:
-        return info.recent
-    lo = bisect_left(index.uids, info.first_recent)
-    hi = bisect_left(index.uids, index.first_recent)
-    return max(0, info.recent - (hi - lo))
+    first = max(info.first_recent, index.first_recent if index is not None else 0)
+    return await s.store.count_from(info.id, first)
 
 
-def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> bytes:
+async def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> bytes:
     values: list[str] = []
     for item in items:
         if item == "MESSAGES":
@@ -127,7 +123,7 @@ def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> bytes:
         elif item == "SIZE":
             n = info.size
         elif item == "RECENT":
-            n = _recent(s, info)
+            n = await _recent(s, info)
         elif item == "HIGHESTMODSEQ":
             n = info.highestmodseq
         else:  # pragma: no cover - validated by the caller
@@ -150,5 +146,5 @@ async def status(s: Session, cmd: Status) -> Reply:
     if s.selected is not None and s.selected.info.id == info.id:
         # The client's own view must not jump ahead of what it was told.
         await s.sync_updates(allow_expunge=True)
-    s.send(status_line(s, info, cmd.items))
+    s.send(await status_line(s, info, cmd.items))
     return Reply(text="STATUS completed")

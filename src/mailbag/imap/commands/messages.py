@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from mailbag.imap.flags import client_flags
 from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
-from mailbag.imap.selected import compress_uids
+from mailbag.imap.selected import compress_uids, flags_str
 from mailbag.store.api import FlagMode
 from mailbag.wire.commands import Copy, Expunge, Move, Store
 
 if TYPE_CHECKING:
     from mailbag.imap.session import Session
 
+RECENT = frozenset({"\\Recent"})
 MODES: dict[str, FlagMode] = {"+": "add", "-": "remove", "": "replace"}
 
 
@@ -31,7 +32,8 @@ async def store(s: Session, cmd: Store) -> Reply:
         raise bad("Invalid sequence number")
     _writable(s)
     flags = client_flags(cmd.flags, allow_recent=True)
-    uids = sel.resolve(cmd.set, cmd.uid)
+    pairs = sel.resolve_pairs(cmd.set, cmd.uid)
+    uids = [u for _, u in pairs]
     if cmd.unchangedsince is not None:
         s.enabled.add("CONDSTORE")
     result = await s.store.store_flags(sel.info.id, uids, MODES[cmd.mode], flags,
@@ -40,17 +42,15 @@ async def store(s: Session, cmd: Store) -> Reply:
     modified = set(result.modified_uids)
     changed = {m.uid: m for m in result.changed}
     condstore = s.condstore
-    lines: list[bytes] = []
-    for uid in uids:
+    lines: list[str] = []
+    recent = sel.recent
+    for seq, uid in pairs:
         if uid in modified:
             continue
         m = changed.get(uid)
         # .SILENT suppresses the echo, but under CONDSTORE the new MODSEQ of
         # a changed message is still sent (RFC 7162 §3.1.3).
         if cmd.silent and not (condstore and m is not None):
-            continue
-        seq = sel.seq_of(uid)
-        if seq is None:
             continue
         if m is not None:
             new_flags, modseq = m.flags, m.modseq
@@ -59,13 +59,16 @@ async def store(s: Session, cmd: Store) -> Reply:
             if current is None or current_modseq is None:
                 continue   # expunged meanwhile by another session
             new_flags, modseq = current, current_modseq
+        # str formatting, encoded once: STORE 1:* echoes every message.
+        uid_item = f"UID {uid} " if cmd.uid else ""
         if cmd.silent:
-            lines.append(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (
-                seq, b"UID %d " % uid if cmd.uid else b"", modseq))
-        else:
-            lines.append(sel.fetch_flags_line(seq, uid, new_flags, modseq, condstore,
-                                              uid_item=cmd.uid))
-    s.send(b"".join(lines))
+            lines.append(f"* {seq} FETCH ({uid_item}MODSEQ ({modseq}))\r\n")
+            continue
+        if uid in recent:
+            new_flags = new_flags | RECENT
+        tail = f" MODSEQ ({modseq})" if condstore else ""
+        lines.append(f"* {seq} FETCH ({uid_item}FLAGS ({flags_str(new_flags)}){tail})\r\n")
+    s.send("".join(lines).encode("ascii", "replace"))
     if modified:
         if cmd.uid:
             ids = compress_uids(modified)

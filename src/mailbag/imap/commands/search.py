@@ -1,5 +1,6 @@
 """SEARCH and UID SEARCH (RFC 9051 §6.4.4, §7.3.4 ESEARCH responses),
-ESEARCH return options (RFC 4731), SEARCHRES (RFC 5182), CONDSTORE MODSEQ
+ESEARCH return options (RFC 4731), SEARCHRES (RFC 5182), CONTEXT=SEARCH
+UPDATE and PARTIAL (RFC 5267 §4; updates in imap/context.py), CONDSTORE MODSEQ
 (RFC 7162 §3.1.5). Key evaluation lives in imap/search.py.
 """
 
@@ -8,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mailbag.imap import context
+from mailbag.imap.commands.sort import partial_item
 from mailbag.imap.registry import SELECTED, CommandError, Reply, command
 from mailbag.imap.search import SearchContext, search, search_with_modseq
 from mailbag.imap.selected import compress_uids
@@ -74,7 +77,13 @@ async def search_command(s: Session, cmd: Search) -> Reply:
         s.send(line + b"\r\n")
         return Reply(text="SEARCH completed")
 
-    opts = set(returns) or {"ALL"}
+    opts: set[str] = set[str](returns) - {"CONTEXT"}      # CONTEXT is only a hint (RFC 5267)
+    update = "UPDATE" in opts
+    opts.discard("UPDATE")
+    if not opts and not update:
+        opts = {"ALL"}
+    if update:
+        context.start(s, cmd.tag, cmd.uid, cmd.key, None, uids)
     if "SAVE" in opts:
         # With MIN/MAX only, SAVE keeps just those (RFC 5182 §2.4).
         if uids and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
@@ -87,7 +96,7 @@ async def search_command(s: Session, cmd: Search) -> Reply:
         else:
             sel.saved_search = list(uids)
         opts.discard("SAVE")
-        if not opts:
+        if not opts and not update:
             return Reply(text="SEARCH completed")
     values = ids(uids)
     parts = [b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")']
@@ -101,6 +110,8 @@ async def search_command(s: Session, cmd: Search) -> Reply:
         parts.append(b"ALL " + compress_uids(values))
     if "COUNT" in opts:
         parts.append(b"COUNT %d" % len(values))
+    if "PARTIAL" in opts and cmd.partial is not None:
+        parts.append(partial_item(values, cmd.partial))
     if with_modseq and values and modseq is not None:
         parts.append(b"MODSEQ %d" % modseq)
     s.send(b" ".join(parts) + b"\r\n")

@@ -47,11 +47,9 @@ async def select(s: Session, cmd: Select) -> Reply:
     s.untagged_ok("Flags permitted", f"PERMANENTFLAGS ({perm})" if not cmd.readonly
                   else "PERMANENTFLAGS ()")
     if not s.rev2:
-        first_unseen = next(
-            (i + 1 for i, f in enumerate(index.flags) if "\\Seen" not in f), None
-        )
+        first_unseen = index.first_unseen()
         if first_unseen is not None:
-            s.untagged_ok("First unseen", f"UNSEEN {first_unseen}")
+            s.untagged_ok("First unseen", f"UNSEEN {first_unseen + 1}")
     s.untagged_ok("UIDs valid", f"UIDVALIDITY {info.uidvalidity}")
     # The index may have seen appends that came after `info` was read.
     uidnext = max(info.uidnext, view.uids[-1] + 1 if view.uids else 1)

@@ -74,19 +74,24 @@ def _ensure_message(txn: Txn, msg: PreparedMessage) -> int:
     row = conn.execute("SELECT id FROM messages WHERE blob_id = ?", (msg.blob_id,)).fetchone()
     if row is not None:
         return int(row[0])
-    # The blob was written before this job was queued, but if an equal message
-    # was expunged meanwhile its file may have been deleted after that commit:
-    # put() is a cheap stat when the file is there and rewrites it otherwise.
-    txn.blobs.put(msg.blob_id, msg.raw)
+    if msg.inline is None:
+        # The blob was written before this job was queued, but if an equal
+        # message was expunged meanwhile its file may have been deleted after
+        # that commit: put() is a cheap stat when the file is there and
+        # rewrites it otherwise.
+        txn.blobs.put(msg.blob_id, msg.raw)
     sent = int(msg.sent_date.timestamp()) if msg.sent_date is not None else None
     cur = conn.execute(
-        "INSERT INTO messages (blob_id, size, sent_date, facts) VALUES (?, ?, ?, ?)",
-        (msg.blob_id, msg.size, sent, msg.facts),
+        "INSERT INTO messages (blob_id, size, sent_date, facts, envelope, body, bodystructure,"
+        " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (msg.blob_id, msg.size, sent, msg.facts, msg.envelope, msg.body, msg.bodystructure,
+         msg.inline),
     )
     message_id = int(cur.lastrowid or 0)
     conn.execute(
-        "INSERT INTO message_text (message_id, headers, body) VALUES (?, ?, ?)",
-        (message_id, msg.search_headers, msg.search_body),
+        "INSERT INTO message_text (message_id, headers, body,"
+        " f_from, f_to, f_cc, f_bcc, f_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, msg.search_headers, msg.search_body, *msg.search_fields),
     )
     return message_id
 
@@ -99,6 +104,7 @@ class _Counts:
     size: int = 0
 
     def add(self, flags: frozenset[str], size: int, sign: int = 1) -> None:
+        """Count a message in (sign 1) or out (-1); or *sign* messages alike."""
         self.messages += sign
         self.unseen += sign * (not flaglib.has(flags, flaglib.SEEN))
         self.deleted += sign * flaglib.has(flags, flaglib.DELETED)
@@ -176,47 +182,53 @@ def store_flags(
     conn = txn.conn
     selectable(conn, mailbox_id)
     found = conn.execute(
-        "SELECT mm.uid, mm.flags, mm.modseq, m.size FROM mailbox_messages mm"
-        " JOIN messages m ON m.id = mm.message_id"
-        " WHERE mm.mailbox_id = ? AND mm.uid IN (SELECT value FROM json_each(?))"
-        " ORDER BY mm.uid",
+        "SELECT uid, flags, modseq FROM mailbox_messages"
+        " WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))"
+        " ORDER BY uid",
         (mailbox_id, queries.uid_list(uids)),
     ).fetchall()
-    updates: list[tuple[int, frozenset[str], frozenset[str]]] = []
-    unchanged: list[int] = []
+    # A mailbox has few distinct flag sets: work per set, not per message,
+    # so that STORE 1:* costs a handful of UPDATE statements.
+    groups: dict[str, list[int]] = {}
     modified: list[int] = []
-    for uid, encoded, row_modseq, _size in found:
+    for uid, encoded, row_modseq in found:
         if unchangedsince is not None and row_modseq > unchangedsince:
             modified.append(uid)
-            continue
+        else:
+            groups.setdefault(encoded, []).append(uid)
+    unchanged: list[int] = []
+    updates: list[tuple[frozenset[str], frozenset[str], list[int]]] = []
+    for encoded, group in groups.items():
         old = flaglib.decode(encoded)
         new = flaglib.apply(old, mode, flags)
         if flaglib.same(old, new):
-            unchanged.append(uid)
+            unchanged.extend(group)
         else:
-            updates.append((uid, old, new))
+            updates.append((old, new, group))
     changed: list[MessageMeta] = []
     if updates:
         modseq = bump(txn, mailbox_id)
         counts = _Counts()
-        for uid, old, new in updates:
-            counts.add(old, 0, -1)
-            counts.add(new, 0, 1)
+        for old, new, group in updates:
+            counts.add(old, 0, -len(group))
+            counts.add(new, 0, len(group))
             conn.execute(
                 "UPDATE mailbox_messages SET flags = ?, seen = ?, deleted = ?, modseq = ?"
-                " WHERE mailbox_id = ? AND uid = ?",
+                " WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))",
                 (
                     flaglib.encode(new),
                     flaglib.has(new, flaglib.SEEN),
                     flaglib.has(new, flaglib.DELETED),
                     modseq,
                     mailbox_id,
-                    uid,
+                    queries.uid_list(group),
                 ),
             )
-            changed.append(MessageMeta(uid=uid, flags=new, modseq=modseq))
+            changed.extend(MessageMeta(uid=uid, flags=new, modseq=modseq) for uid in group)
+        changed.sort(key=lambda m: m.uid)
         counts.save(conn, mailbox_id)
-        add_keywords(conn, mailbox_id, {f for _u, _o, n in updates for f in n})
+        add_keywords(conn, mailbox_id, {f for _o, new, _g in updates for f in new})
+    unchanged.sort()
     return StoreResult(
         changed=tuple(changed), unchanged_uids=tuple(unchanged), modified_uids=tuple(modified)
     )

@@ -3,10 +3,8 @@ run by the reader pool (each inside one read transaction)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
-from typing import Literal
 
 from mailbag.store import names
 from mailbag.store.api import (
@@ -17,6 +15,7 @@ from mailbag.store.api import (
     MessageRecord,
     NotFound,
     StoreError,
+    TextWhere,
 )
 from mailbag.store.sqlite import rows
 
@@ -24,7 +23,7 @@ from mailbag.store.sqlite import rows
 def uid_list(uids: Sequence[int]) -> str:
     """A JSON array for ``IN (SELECT value FROM json_each(?))``: one parameter
     however many UIDs a command names."""
-    return json.dumps([int(u) for u in uids])
+    return "[" + ",".join(map(str, map(int, uids))) + "]"
 
 
 def get_account(conn: sqlite3.Connection, name: str) -> Account | None:
@@ -97,6 +96,14 @@ def message_list(conn: sqlite3.Connection, mailbox_id: int) -> list[MessageMeta]
     return [rows.meta(r) for r in cur]
 
 
+def count_from(conn: sqlite3.Connection, mailbox_id: int, first_uid: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM mailbox_messages WHERE mailbox_id = ? AND uid >= ?",
+        (mailbox_id, first_uid),
+    ).fetchone()
+    return int(row[0])
+
+
 def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Changes:
     box = mailbox_by_id(conn, mailbox_id)
     changed = conn.execute(
@@ -129,16 +136,24 @@ def fetch_records(
     return [rows.record(r) for r in cur]
 
 
+_TEXT_CONDITIONS: dict[str, str] = {
+    "BODY": "instr(t.body, ?1) > 0",
+    "TEXT": "(instr(t.headers, ?1) > 0 OR instr(t.body, ?1) > 0)",
+    "FROM": "instr(t.f_from, ?1) > 0",
+    "TO": "instr(t.f_to, ?1) > 0",
+    "CC": "instr(t.f_cc, ?1) > 0",
+    "BCC": "instr(t.f_bcc, ?1) > 0",
+    "SUBJECT": "instr(t.f_subject, ?1) > 0",
+}
+
+
 def search_text(
-    conn: sqlite3.Connection, mailbox_id: int, where: Literal["BODY", "TEXT"], needle: str
+    conn: sqlite3.Connection, mailbox_id: int, where: TextWhere, needle: str
 ) -> set[int]:
     # The stored text is casefolded at ingest, so casefolding the needle makes
     # instr() a Unicode case-insensitive substring test.
     key = needle.casefold()
-    if where == "BODY":
-        condition = "instr(t.body, ?1) > 0"
-    else:
-        condition = "(instr(t.headers, ?1) > 0 OR instr(t.body, ?1) > 0)"
+    condition = _TEXT_CONDITIONS[where]
     cur = conn.execute(
         "SELECT mm.uid FROM mailbox_messages mm"
         " JOIN message_text t ON t.message_id = mm.message_id"

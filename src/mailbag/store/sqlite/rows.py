@@ -12,13 +12,11 @@ from mailbag.store.api import Account, MailboxInfo, MessageMeta, MessageRecord
 ACCOUNT_COLS = "id, name, password_hash, quota_bytes, disabled"
 MAILBOX_COLS = (
     "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-    " messages, unseen, deleted, size, noselect, recent_uid,"
-    " (SELECT count(*) FROM mailbox_messages r"
-    "  WHERE r.mailbox_id = mailboxes.id AND r.uid >= mailboxes.recent_uid)"
+    " messages, unseen, deleted, size, noselect, recent_uid"
 )
 RECORD_COLS = (
     "mm.uid, mm.flags, mm.modseq, m.size, mm.internaldate, mm.internaldate_tz,"
-    " mm.savedate, m.blob_id, m.facts"
+    " mm.savedate, m.blob_id, m.facts, m.envelope, m.body, m.bodystructure"
 )
 
 Row = Sequence[Any]
@@ -49,7 +47,6 @@ def mailbox(row: Row) -> MailboxInfo:
         size=row[10],
         noselect=bool(row[11]),
         first_recent=row[12],
-        recent=row[13],
     )
 
 
@@ -67,6 +64,9 @@ def record(row: Row) -> MessageRecord:
         savedate=from_stamp(row[6], 0),
         blob_id=row[7],
         facts=bytes(row[8]),
+        envelope=bytes(row[9]),
+        body=bytes(row[10]),
+        bodystructure=bytes(row[11]),
     )
 
 

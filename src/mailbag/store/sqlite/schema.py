@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 _V1 = """
 CREATE TABLE meta (
@@ -65,13 +65,27 @@ CREATE TABLE messages (
     blob_id   TEXT NOT NULL UNIQUE,           -- hex SHA-256 of the raw message
     size      INTEGER NOT NULL,
     sent_date INTEGER,                        -- Date: header, unix seconds
-    facts     BLOB NOT NULL                   -- mime.ParsedMessage.to_bytes()
+    facts     BLOB NOT NULL,                  -- mime.facts.dump(rendered=False)
+    -- What FETCH ENVELOPE/BODY/BODYSTRUCTURE send, read without decoding facts.
+    envelope      BLOB NOT NULL,
+    body          BLOB NOT NULL,
+    bodystructure BLOB NOT NULL,
+    -- The zstd-compressed message when it is small (store.py INLINE_MAX):
+    -- it is then made durable by the same commit as its row, with no file
+    -- and no fsync of its own. NULL: the blob file blobs/ab/cdef... holds it.
+    data          BLOB
 );
 
 CREATE TABLE message_text (
     message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
     headers    TEXT NOT NULL,                 -- casefolded
-    body       TEXT NOT NULL                  -- casefolded
+    body       TEXT NOT NULL,                 -- casefolded
+    -- mime.text.field_texts: the fields SEARCH FROM/TO/CC/BCC/SUBJECT scan
+    f_from     TEXT NOT NULL DEFAULT '',
+    f_to       TEXT NOT NULL DEFAULT '',
+    f_cc       TEXT NOT NULL DEFAULT '',
+    f_bcc      TEXT NOT NULL DEFAULT '',
+    f_subject  TEXT NOT NULL DEFAULT ''
 );
 
 CREATE TABLE mailbox_messages (
@@ -100,8 +114,47 @@ CREATE TABLE expunged (
 CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
 """
 
+# Credentials (docs/auth.md): SCRAM-SHA-256 secrets in RFC 5803 form, a TOTP
+# secret (RFC 6238, base32; it must be readable to check codes) with the last
+# time step used (no replay), the second-factor flag, and per-device app
+# passwords (argon2id; ``selector`` is a short hash of the secret so a login
+# checks one candidate, not every app password of the account).
+_V2 = """
+ALTER TABLE accounts ADD COLUMN scram_sha256 TEXT;
+ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
+ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN require_second_factor INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE app_passwords (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    label       TEXT NOT NULL,
+    selector    TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    last_used   INTEGER,
+    last_ip     TEXT,
+    revoked     INTEGER
+);
+CREATE UNIQUE INDEX app_passwords_label ON app_passwords (account_id, label)
+    WHERE revoked IS NULL;
+CREATE INDEX app_passwords_selector ON app_passwords (account_id, selector)
+    WHERE revoked IS NULL;
+"""
+
+# Aliases for delivery (LMTP, mailbag deliver; docs/postfix.md): an address
+# or a bare local part, stored lower-cased, naming the receiving account.
+_V3 = """
+CREATE TABLE aliases (
+    address    TEXT PRIMARY KEY COLLATE NOCASE,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    created    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX aliases_account ON aliases (account_id);
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_V1,)
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def configure(conn: sqlite3.Connection) -> None:

@@ -18,16 +18,21 @@ and its commit, or between a commit and the unlink) are removed by ``gc()``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from mailbag.store.api import (
     Account,
+    AccountCredentials,
+    Alias,
     AppendItem,
     AppendResult,
+    AppPassword,
     Changes,
     CopyResult,
     FlagMode,
@@ -35,18 +40,30 @@ from mailbag.store.api import (
     MessageMeta,
     MessageRecord,
     NotFound,
+    StoreError,
     StoreResult,
+    TextWhere,
 )
 from mailbag.store.blobs import BlobStore, is_blob_id
 from mailbag.store.ingest import PreparedMessage, prepare
 from mailbag.store.notify import ChangeFeed
-from mailbag.store.sqlite import mailbox_ops, message_ops, queries
+from mailbag.store.sqlite import (
+    alias_ops,
+    credential_ops,
+    delivery_ops,
+    mailbox_ops,
+    message_ops,
+    queries,
+)
 from mailbag.store.sqlite.readers import ReaderPool
 from mailbag.store.sqlite.writer import Txn, Writer
 
 T = TypeVar("T")
 
 DB_NAME = "mailbag.sqlite3"
+# Messages whose compressed form is at most this big live in their database
+# row; bigger ones (attachments) in blob files, so the database stays compact.
+INLINE_MAX = 128 * 1024
 
 
 class SqliteStore:
@@ -140,6 +157,53 @@ class SqliteStore:
     async def delete_account(self, account_id: int) -> None:
         await self._write(lambda t: mailbox_ops.delete_account(t, account_id))
 
+    # -- credentials (credential_ops.py, docs/auth.md)
+
+    async def get_credentials(self, account_id: int) -> AccountCredentials:
+        return await self._read(credential_ops.get_credentials, account_id)
+
+    async def set_scram_credentials(self, account_id: int, scram: str | None) -> None:
+        await self._write(lambda t: credential_ops.set_scram_credentials(t, account_id, scram))
+
+    async def set_totp_secret(self, account_id: int, secret: str | None) -> None:
+        await self._write(lambda t: credential_ops.set_totp_secret(t, account_id, secret))
+
+    async def claim_totp_step(self, account_id: int, step: int) -> bool:
+        return await self._write(lambda t: credential_ops.claim_totp_step(t, account_id, step))
+
+    async def set_require_second_factor(self, account_id: int, required: bool) -> None:
+        await self._write(
+            lambda t: credential_ops.set_require_second_factor(t, account_id, required)
+        )
+
+    async def add_app_password(
+        self, account_id: int, label: str, selector: str, password_hash: str
+    ) -> AppPassword:
+        return await self._write(
+            lambda t: credential_ops.add_app_password(t, account_id, label, selector, password_hash)
+        )
+
+    async def list_app_passwords(
+        self, account_id: int, include_revoked: bool = False
+    ) -> list[AppPassword]:
+        return await self._read(credential_ops.list_app_passwords, account_id, include_revoked)
+
+    async def app_password_candidates(self, account_id: int, selector: str) -> list[AppPassword]:
+        return await self._read(credential_ops.app_password_candidates, account_id, selector)
+
+    async def revoke_app_password(self, account_id: int, label: str) -> AppPassword:
+        return await self._write(lambda t: credential_ops.revoke_app_password(t, account_id, label))
+
+    async def record_app_password_use(
+        self, app_password_id: int, remote_ip: str, new_hash: str | None = None
+    ) -> None:
+        await self._write(
+            lambda t: credential_ops.record_app_password_use(t, app_password_id, remote_ip, new_hash)
+        )
+
+    async def revoked_app_passwords(self, ids: Sequence[int]) -> set[int]:
+        return await self._read(credential_ops.revoked_app_passwords, list(ids))
+
     # -- mailboxes
 
     async def list_mailboxes(self, account_id: int) -> list[MailboxInfo]:
@@ -170,6 +234,9 @@ class SqliteStore:
     async def mailbox_keywords(self, mailbox_id: int) -> list[str]:
         return await self._read(queries.mailbox_keywords, mailbox_id)
 
+    async def count_from(self, mailbox_id: int, first_uid: int) -> int:
+        return await self._read(queries.count_from, mailbox_id, first_uid)
+
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._write(lambda t: message_ops.claim_recent(t, mailbox_id))
 
@@ -181,10 +248,15 @@ class SqliteStore:
     # -- messages
 
     def _prepare_and_store(self, raw: bytes) -> PreparedMessage:
-        # On an ingest thread: parse, then make the blob durable before the
-        # transaction that will reference it is even queued.
+        # On an ingest thread: parse and compress. A small message travels to
+        # the writer compressed and is committed in its row (one fsync per
+        # group commit, however many messages); a big one is made durable as a
+        # file before the transaction that will reference it is even queued.
         msg = prepare(raw)
-        self.blobs.put(msg.blob_id, msg.raw)
+        data = self.blobs.compress(raw)
+        if len(data) <= INLINE_MAX:
+            return dataclasses.replace(msg, inline=data)
+        self.blobs.put(msg.blob_id, msg.raw, compressed=data)
         return msg
 
     async def prepare(self, raw: bytes) -> PreparedMessage:
@@ -198,6 +270,14 @@ class SqliteStore:
         items = list(items)
         prepared = list(await asyncio.gather(*(self.prepare(item.data) for item in items)))
         return await self._write(lambda t: message_ops.append(t, mailbox_id, items, prepared))
+
+    async def deliver(
+        self, mailbox_ids: Sequence[int], item: AppendItem
+    ) -> list[AppendResult | StoreError]:
+        # Parsed and written as a blob once, whatever the number of mailboxes.
+        boxes = list(mailbox_ids)
+        prepared = await self.prepare(item.data)
+        return await self._write(lambda t: delivery_ops.deliver(t, boxes, item, prepared))
 
     async def message_list(self, mailbox_id: int) -> list[MessageMeta]:
         return await self._read(queries.message_list, mailbox_id)
@@ -213,8 +293,16 @@ class SqliteStore:
             raise NotFound(f"no blob {blob_id!r}")
         if self._readers is None:
             raise RuntimeError("the store is not open")
+
+        def read(conn: sqlite3.Connection) -> bytes:
+            row = conn.execute("SELECT data FROM messages WHERE blob_id = ?",
+                               (blob_id,)).fetchone()
+            if row is not None and row[0] is not None:
+                return self.blobs.decompress(row[0])
+            return self.blobs.get(blob_id)
+
         try:
-            return await self._readers.run_plain(lambda: self.blobs.get(blob_id))
+            return await self._readers.run(read)
         except FileNotFoundError:
             raise NotFound(f"no blob {blob_id}") from None
 
@@ -253,9 +341,7 @@ class SqliteStore:
         uid_list = list(uids) if uids is not None else None
         return await self._write(lambda t: message_ops.expunge(t, mailbox_id, uid_list))
 
-    async def search_text(
-        self, mailbox_id: int, where: Literal["BODY", "TEXT"], needle: str
-    ) -> set[int]:
+    async def search_text(self, mailbox_id: int, where: TextWhere, needle: str) -> set[int]:
         return await self._read(queries.search_text, mailbox_id, where, needle)
 
     # -- maintenance
@@ -265,6 +351,20 @@ class SqliteStore:
         temporary files; returns how many blobs were removed. Runs as a writer
         job so no append can reference a blob while it is being judged."""
         return await self._write(_sweep_blobs)
+
+    # -- delivery aliases
+
+    async def add_alias(self, address: str, account_id: int) -> None:
+        await self._write(lambda t: alias_ops.add_alias(t, address, account_id))
+
+    async def delete_alias(self, address: str) -> None:
+        await self._write(lambda t: alias_ops.delete_alias(t, address))
+
+    async def list_aliases(self) -> list[Alias]:
+        return await self._read(alias_ops.list_aliases)
+
+    async def resolve_alias(self, address: str) -> Account | None:
+        return await self._read(alias_ops.resolve_alias, address)
 
     # -- change feed
 
