@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import imaplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -119,6 +121,36 @@ def test_idle_is_woken_by_append(server):
     assert woke - sent_at[0] < 5  # pushed, not polled (latency is measured in bench/)
     a.send(b"DONE\r\n")
     assert a.readline().startswith(b"I1 OK")
+    a.logout()
+
+
+def test_idle_is_woken_by_another_process_writing_the_store(server):
+    """`mailbag deliver` or `mailbag import` may write the database from
+    another process while the server runs: IDLE still hears of it."""
+    a = connect(server)
+    a.create("Outside")
+    a.select("Outside")
+    sock = a.socket()
+    a.send(b"I1 IDLE\r\n")
+    assert a.readline().startswith(b"+")
+    script = (
+        "import asyncio, sys\n"
+        "from mailbag.store.api import AppendItem\n"
+        "from mailbag.store.sqlite import SqliteStore\n"
+        "async def main():\n"
+        "    async with SqliteStore(sys.argv[1]) as s:\n"
+        "        acc = await s.get_account('alice')\n"
+        "        box = await s.get_mailbox(acc.id, 'Outside')\n"
+        "        await s.append(box.id, [AppendItem(sys.stdin.buffer.read())])\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(server.data_dir)], input=MSG, check=True)
+    sock.settimeout(30)
+    assert a.readline() == b"* 1 EXISTS\r\n"
+    a.send(b"DONE\r\n")
+    assert a.readline().startswith(b"I1 OK")
+    typ, data = a.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"hello there" in data[0][1]
     a.logout()
 
 

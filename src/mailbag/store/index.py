@@ -146,11 +146,13 @@ class IndexCache:
                                  target=info.highestmodseq + 1, first_recent=info.first_recent,
                                  saved_recent=info.first_recent)
             self._indexes[info.id] = index
+            self.store.watch_mailbox(info.id, info.highestmodseq)
             async with index.lock:
                 try:
                     await self._load(index)
                 except BaseException:
                     self._indexes.pop(info.id, None)
+                    self.store.unwatch_mailbox(info.id)
                     raise
         index.users += 1
         self._unused.pop(info.id, None)
@@ -198,6 +200,7 @@ class IndexCache:
     def _drop(self, mailbox_id: int) -> None:
         index = self._indexes.pop(mailbox_id, None)
         self._unused.pop(mailbox_id, None)
+        self.store.unwatch_mailbox(mailbox_id)
         if index is not None and index.first_recent > index.saved_recent:
             self._save_recent(index)
 

@@ -18,7 +18,9 @@ and its commit, or between a commit and the unlink) are removed by ``gc()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -59,11 +61,15 @@ from mailbag.store.sqlite.readers import ReaderPool
 from mailbag.store.sqlite.writer import Txn, Writer
 
 T = TypeVar("T")
+log = logging.getLogger("mailbag.store")
 
 DB_NAME = "mailbag.sqlite3"
 # Messages whose compressed form is at most this big live in their database
 # row; bigger ones (attachments) in blob files, so the database stays compact.
 INLINE_MAX = 128 * 1024
+# How often the database is checked for commits made by other processes
+# (`mailbag deliver` or `mailbag import` run beside the server).
+WATCH_INTERVAL = 0.25
 
 
 class SqliteStore:
@@ -78,6 +84,10 @@ class SqliteStore:
         self._writer: Writer | None = None
         self._readers: ReaderPool | None = None
         self._ingest: ThreadPoolExecutor | None = None
+        # Mailboxes someone in this process follows -> highest modseq known.
+        self._watched: dict[int, int] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._feed.add(self._note_change)
 
     # -- lifecycle
 
@@ -93,6 +103,11 @@ class SqliteStore:
         )
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         loop = asyncio.get_running_loop()
         writer, readers, ingest = self._writer, self._readers, self._ingest
         self._writer = self._readers = self._ingest = None
@@ -119,6 +134,56 @@ class SqliteStore:
     def _committed(self, touched: dict[int, int]) -> None:
         # Runs on the writer thread right after COMMIT.
         self._feed.publish_threadsafe(self._loop, touched)
+
+    # -- changes made by other processes
+
+    def watch_mailbox(self, mailbox_id: int, modseq: int) -> None:
+        """Announce on the change feed commits that other processes make to
+        this mailbox (this process's own commits are announced anyway)."""
+        self._watched[mailbox_id] = max(self._watched.get(mailbox_id, 0), modseq)
+        if self._watcher is None and self._loop is not None:
+            self._watcher = self._loop.create_task(self._watch())
+
+    def unwatch_mailbox(self, mailbox_id: int) -> None:
+        self._watched.pop(mailbox_id, None)
+
+    def _note_change(self, mailbox_id: int, modseq: int) -> None:
+        if mailbox_id in self._watched and modseq > self._watched[mailbox_id]:
+            self._watched[mailbox_id] = modseq
+
+    async def _watch(self) -> None:
+        # SQLite tells a connection when another connection has committed
+        # (PRAGMA data_version; it reads shared memory, no I/O), so polling
+        # costs next to nothing until something changes. Only then are the
+        # watched mailboxes' modseqs read, with one indexed query.
+        conn = sqlite3.connect(self.db_path, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA query_only = 1")
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while True:
+                await asyncio.sleep(WATCH_INTERVAL)
+                if not self._watched:
+                    continue
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version == last:
+                    continue
+                last = version
+                events: dict[int, int] = {}
+                ids = list(self._watched)
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i:i + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for mailbox_id, modseq in conn.execute(
+                        f"SELECT id, highestmodseq FROM mailboxes WHERE id IN ({marks})", chunk
+                    ):
+                        if modseq > self._watched.get(mailbox_id, modseq):
+                            events[mailbox_id] = modseq
+                if events:
+                    self._feed.publish(events)   # _note_change records them
+        except sqlite3.Error:
+            log.exception("change watcher stopped")
+        finally:
+            conn.close()
 
     async def _write(self, job: Callable[[Txn], T]) -> T:
         if self._writer is None:
