@@ -47,7 +47,7 @@ USER = "benchuser"
 PASSWORD = "bench-Pass-1"
 HOST = "127.0.0.1"
 CMD_TIMEOUT = 600.0          # seconds: no single command may take longer
-MINIMAL_ARGON2 = "[argon2]\ntime_cost = 1\nmemory_cost = 8\nparallelism = 1\n"
+MINIMAL_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 
 
 # --------------------------------------------------------------------------
@@ -185,34 +185,17 @@ namespace inbox {{
         return [self.master_pid] if self.master_pid else []
 
 
-class BenchMailbag(TestServer):
-    """TestServer, but with the bench's own argon2 section: TestServer always
-    writes an [argon2] table, and a second one in extra_config would be a
-    duplicate TOML table. ``argon2 = None`` means mailbag's shipped defaults."""
-
-    argon2: str | None = None
-
-    def write_config(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            f'data_dir = "{self.data_dir}"\n'
-            'log_level = "INFO"\n'
-            f"[imap]\nhost = \"127.0.0.1\"\nport = {self.imap_port}\n"
-            f"[imaps]\nhost = \"127.0.0.1\"\nport = {self.imaps_port}\n"
-            # 50 clients from one address must not hit the per-IP cap.
-            "[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n"
-            + (self.argon2 or "")
-            + self.extra_config
-        )
-
-
 class Mailbag:
     name = "mailbag"
 
     def __init__(self, root: Path, hashing: str) -> None:
         self.mode = hashing
-        self.srv = BenchMailbag(root / "mailbag")
-        self.srv.argon2 = MINIMAL_ARGON2 if hashing == "minimal" else None
+        self.srv = TestServer(
+            root / "mailbag",
+            argon2=dict(MINIMAL_ARGON2) if hashing == "minimal" else None,
+            # 50 clients from one address must not hit the per-IP cap.
+            extra_config="[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n",
+        )
         self.port = self.srv.imap_port
 
     def start(self) -> None:
