@@ -8,6 +8,7 @@ is read only when a body section is asked for.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
 from mailbag.mime.unbinary import without_nul
 from mailbag.store.api import MessageRecord
-from mailbag.wire.commands import Fetch, FetchAtt, Section
+from mailbag.wire.commands import Fetch, FetchAtt, Section, SequenceSet
 from mailbag.wire.dates import format_internaldate
 from mailbag.wire.values import Literal, quoted_or_literal
 
@@ -95,6 +96,59 @@ def _view_lines(sel: SelectedMailbox, batch: Sequence[tuple[int, int]],
             out.append(b"* %d FETCH (%b)\r\n" % (seq, b" ".join(
                 [render_view_item(sel, att, uid, pos) for att in items])))
     return out
+
+
+def _spans(sel: SelectedMailbox, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+    """The [lo, hi) positions a sequence or UID set names, merged, ascending."""
+    uids = sel.uids
+    if not uids:
+        return []
+    raw: list[tuple[int, int]] = []
+    if uid:
+        star = uids[-1]
+        for r in seqset.ranges:
+            a, b = r.bounds(star)
+            raw.append((bisect_left(uids, a), bisect_left(uids, b + 1)))
+    else:
+        star = len(uids)
+        for r in seqset.ranges:
+            a, b = r.bounds(star)
+            raw.append((max(a, 1) - 1, min(b, star)))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(x for x in raw if x[0] < x[1]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+async def _fetch_view_spans(s: Session, sel: SelectedMailbox, spans: list[tuple[int, int]],
+                            items: Sequence[FetchAtt]) -> None:
+    """UID/FLAGS/MODSEQ for the messages at *spans* of an aligned view: the
+    sequence number is the position plus one, the rest is in the index."""
+    idx = sel.index
+    names = [a.name for a in items]
+    for lo, hi in spans:
+        for start in range(lo, hi, VIEW_BATCH):
+            end = min(hi, start + VIEW_BATCH)
+            seqs = range(start + 1, end + 1)
+            uids, flags = sel.uids[start:end], idx.flags[start:end]
+            if sel.recent:
+                flags = [f | RECENT if u in sel.recent else f for u, f in zip(uids, flags, strict=True)]
+            text = {f: flags_str(f) for f in set(flags)}
+            if names == ["UID", "FLAGS"]:
+                out = [f"* {q} FETCH (UID {u} FLAGS ({text[f]}))\r\n"
+                       for q, u, f in zip(seqs, uids, flags, strict=True)]
+            else:
+                modseqs = idx.modseqs[start:end]
+                out = []
+                for q, u, f, m in zip(seqs, uids, flags, modseqs, strict=True):
+                    parts = [f"UID {u}" if n == "UID" else f"MODSEQ ({m})" if n == "MODSEQ"
+                             else f"FLAGS ({text[f]})" for n in names]
+                    out.append(f"* {q} FETCH ({' '.join(parts)})\r\n")
+            s.send("".join(out).encode("ascii", "replace"))
+            await s.maybe_flush()
 
 
 def _positions(sel: SelectedMailbox, pairs: Sequence[tuple[int, int]]) -> list[int | None]:
@@ -241,6 +295,12 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
             items.append(FetchAtt("MODSEQ"))
     if cmd.uid and "UID" not in names:
         items.insert(0, FetchAtt("UID"))
+    if (mods.changedsince is None and not cmd.set.saved and sel.aligned()
+            and all(a.name in VIEW_ONLY for a in items)):
+        # Every client's resync (`UID FETCH 1:* (FLAGS)`): straight from the
+        # index, without a (seq, uid) pair per message.
+        await _fetch_view_spans(s, sel, _spans(sel, cmd.set, cmd.uid), items)
+        return Reply(text="FETCH completed")
     pairs = sel.resolve_pairs(cmd.set, cmd.uid)
     if mods.changedsince is not None:
         since = mods.changedsince
