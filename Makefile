@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= var
 
-.PHONY: serve test lint typecheck conformance bench clean
+.PHONY: serve test lint typecheck conformance bench clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ typecheck: $(STAMP)
 
 conformance: $(STAMP)
 	$(PY) tools/conformance.py
+
+# Fuzz the wire parser, SASL mechanisms and MIME parser for FUZZ_MINUTES
+# (tests/fuzz holds the targets; `make test` runs them briefly).
+FUZZ_MINUTES ?= 10
+fuzz: $(STAMP)
+	$(PY) tools/fuzz.py --minutes $(FUZZ_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,8 +9,14 @@ and the next MAIL/RCPT/DATA go out in one write) and reports messages/s.
 
     .venv/bin/python bench/lmtp.py --messages 2000 --conns 4 --rcpts 1
 
-``--rcpts R`` sends every message to R users (bench1..benchR): mailbag stores
-one blob for all of them, Dovecot one file per user. Only 127.0.0.1 is used;
+``--rcpts R`` sends every message to R users (bench1..benchR): mailbag keeps
+one message row (or blob) for all of them, Dovecot one file per user.
+``--bdat W`` sends messages with BDAT (RFC 3030 CHUNKING, which both servers
+offer) instead of DATA and keeps W whole transactions in flight per
+connection without waiting for their replies (RFC 3030 §4.2); with DATA a
+client must wait for each 354, so one message per connection is in flight.
+``--profile DIR`` records a py-spy profile of mailbag during the run
+(summarise it with bench/profile_top.py). Only 127.0.0.1 is used;
 both servers are stopped and the temp dirs removed at exit.
 """
 
@@ -31,7 +37,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import HOST, BenchMailbag, build_corpus, free_port, pid_alive  # noqa: E402
+from run import (  # noqa: E402
+    HOST,
+    MINIMAL_ARGON2,
+    TestServer,
+    build_corpus,
+    free_port,
+    pid_alive,
+    start_profile,
+    stop_profile,
+)
 
 CLEANUP: list[Any] = []
 FAILURES: dict[int, int] = {}
@@ -96,8 +111,8 @@ namespace inbox {{
             self.master_pid = None
         wait_lmtp(self.port)
 
-    def stored(self, users: list[str]) -> tuple[int, int]:
-        """(messages delivered, files on disk)."""
+    def stored(self, users: list[str]) -> dict[str, int]:
+        """What is on disk: one maildir file per delivery."""
         n = 0
         for u in users:
             for sub in ("new", "cur"):
@@ -106,7 +121,11 @@ namespace inbox {{
                     p = self.dir / "mail" / u / sub
                 if p.exists():
                     n += len(list(p.iterdir()))
-        return n, n
+        return {"deliveries": n, "files": n}
+
+    @staticmethod
+    def describe(stored: dict[str, int]) -> str:
+        return f"{stored['files']} maildir files"
 
     def stop(self) -> None:
         if not self.conf.exists():
@@ -125,14 +144,12 @@ namespace inbox {{
 
 class MailbagLmtp:
     name = "mailbag"
+    mode = "lmtp"           # the profile file name (bench/run.py start_profile)
 
     def __init__(self, root: Path) -> None:
-        self.srv = BenchMailbag(root / "mailbag")
         self.port = free_port()
-        # Only IMAP (for the fixture) and LMTP: fixed default ports could clash.
-        self.srv.extra_config = (f"[lmtp]\ntcp = true\nport = {self.port}\n"
-                                 "[pop3]\nenabled = false\n[pop3s]\nenabled = false\n")
-        self.srv.argon2 = "[argon2]\ntime_cost = 1\nmemory_cost = 8\nparallelism = 1\n"
+        self.srv = TestServer(root / "mailbag", argon2=dict(MINIMAL_ARGON2),
+                              extra_config=f"[lmtp]\ntcp = true\nport = {self.port}\n")
 
     def start(self, users: list[str]) -> None:
         self.srv.write_config()
@@ -141,16 +158,38 @@ class MailbagLmtp:
         self.srv.start(timeout=60)
         wait_lmtp(self.port)
 
-    def stored(self, users: list[str]) -> tuple[int, int]:
+    def stored(self, users: list[str]) -> dict[str, int]:
+        """What is on disk: a mailbox row per delivery, a message row per
+        distinct message (small ones hold their body inline, store.py
+        INLINE_MAX) and a blob file only for the big ones."""
         import sqlite3
         db = sqlite3.connect(self.srv.data_dir / "mailbag.sqlite3")
         try:
             rows = db.execute("SELECT count(*) FROM mailbox_messages").fetchone()[0]
+            messages, inline = db.execute(
+                "SELECT count(*), count(data) FROM messages").fetchone()
         finally:
             db.close()
         blobs = sum(1 for p in (self.srv.data_dir / "blobs").glob("??/*")
                     if not p.name.startswith("."))
-        return int(rows), blobs
+        return {"deliveries": int(rows), "message_rows": int(messages),
+                "inline": int(inline), "blob_files": blobs}
+
+    @staticmethod
+    def describe(stored: dict[str, int]) -> str:
+        return (f"{stored['deliveries']} mailbox rows, {stored['message_rows']} message rows "
+                f"({stored['inline']} inline), {stored['blob_files']} blob files")
+
+    def server_pids(self) -> list[int]:
+        return [self.srv.proc.pid] if self.srv.proc else []
+
+    def cpu_seconds(self) -> float:
+        """CPU (user + system) the server process used so far: on a shared
+        machine CPU per message is steadier than messages per second."""
+        if self.srv.proc is None:
+            return 0.0
+        stat = Path(f"/proc/{self.srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.srv.stop()
@@ -182,12 +221,15 @@ def stuff(msg: bytes) -> bytes:
 class Reader:
     def __init__(self, r: asyncio.StreamReader) -> None:
         self.r = r
+        self.lines: list[bytes] = []      # of the last reply
 
     async def reply(self) -> int:
+        self.lines = []
         while True:
             line = await asyncio.wait_for(self.r.readline(), 120)
             if not line:
                 raise ConnectionError("closed")
+            self.lines.append(line[4:].strip())
             if line[3:4] != b"-":
                 return int(line[:3])
 
@@ -224,10 +266,45 @@ async def sender(port: int, msgs: list[bytes], rcpts: list[str]) -> int:
     return ok
 
 
-async def drive(port: int, msgs: list[bytes], conns: int, rcpts: list[str]) -> tuple[float, int]:
+async def bdat_sender(port: int, msgs: list[bytes], rcpts: list[str], window: int) -> int:
+    """Deliver ``msgs`` with BDAT LAST, ``window`` transactions in flight."""
+    r, w = await asyncio.open_connection(HOST, port, limit=1 << 20)
+    rd = Reader(r)
+    await rd.reply()
+    w.write(b"LHLO bench.test\r\n")
+    await rd.reply()
+    if b"CHUNKING" not in rd.lines:
+        raise RuntimeError("the server does not offer CHUNKING")
+    envelope = (b"MAIL FROM:<bench@sender.test>\r\n"
+                + b"".join(b"RCPT TO:<%s@example.test>\r\n" % u.encode() for u in rcpts))
+    ok = sent = 0
+    for done in range(len(msgs)):
+        while sent < len(msgs) and sent - done < window:
+            msg = msgs[sent]
+            w.write(envelope + b"BDAT %d LAST\r\n" % len(msg) + msg)
+            sent += 1
+        for _ in range(len(rcpts) + 1):          # MAIL, RCPTs
+            code = await rd.reply()
+            if code >= 400:
+                raise RuntimeError(f"envelope refused: {code}")
+        for _ in rcpts:                          # one per recipient after BDAT LAST
+            code = await rd.reply()
+            if code == 250:
+                ok += 1
+            else:
+                FAILURES[code] = FAILURES.get(code, 0) + 1
+    w.write(b"QUIT\r\n")
+    await rd.reply()
+    w.close()
+    return ok
+
+
+async def drive(port: int, msgs: list[bytes], conns: int, rcpts: list[str],
+                bdat: int = 0) -> tuple[float, int]:
     shares = [msgs[i::conns] for i in range(conns)]
     t0 = time.perf_counter()
-    done = await asyncio.gather(*(sender(port, s, rcpts) for s in shares if s))
+    done = await asyncio.gather(*(bdat_sender(port, s, rcpts, bdat) if bdat
+                                  else sender(port, s, rcpts) for s in shares if s))
     return time.perf_counter() - t0, sum(done)
 
 
@@ -238,6 +315,10 @@ def main() -> int:
     ap.add_argument("--rcpts", type=int, default=1)
     ap.add_argument("--servers", default="mailbag,dovecot")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--bdat", type=int, default=0, metavar="W",
+                    help="send with BDAT, W transactions in flight per connection")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="record a py-spy profile of mailbag during the run into DIR")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mailbag-lmtp-bench-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -252,9 +333,16 @@ def main() -> int:
             server.start(users)
             try:
                 # A short warm-up so process start-up is not measured.
-                asyncio.run(drive(server.port, msgs[:20], 1, users))
-                secs, ok = asyncio.run(drive(server.port, msgs, args.conns, users))
-                stored, files = server.stored(users)
+                asyncio.run(drive(server.port, msgs[:20], 1, users, args.bdat))
+                spy = start_profile(server, f"c{args.conns}-r{args.rcpts}", args)
+                cpu0 = server.cpu_seconds() if hasattr(server, "cpu_seconds") else None
+                try:
+                    secs, ok = asyncio.run(drive(server.port, msgs, args.conns, users,
+                                                 args.bdat))
+                finally:
+                    stop_profile(spy)
+                cpu = server.cpu_seconds() - cpu0 if cpu0 is not None else None
+                stored = server.stored(users)
             finally:
                 server.stop()
             expected = args.messages * len(users)
@@ -263,11 +351,16 @@ def main() -> int:
                 raise RuntimeError(f"{name}: {ok} of {expected} deliveries acknowledged, "
                                    f"other replies: {FAILURES}")
             results[name] = {"seconds": secs, "messages_per_s": args.messages / secs,
-                             "deliveries_per_s": ok / secs, "stored_rows": stored,
-                             "files": files}
+                             "deliveries_per_s": ok / secs, **stored}
+            cpu_note = ""
+            if cpu is not None:
+                results[name]["server_cpu_ms_per_msg"] = cpu * 1000 / args.messages
+                cpu_note = f"  server CPU {cpu * 1000 / args.messages:.2f} ms/msg"
+            mode = f", BDAT window {args.bdat}" if args.bdat else ", DATA"
             print(f"{name:8s} {args.messages} messages x {len(users)} rcpt, "
-                  f"{args.conns} conns: {secs:6.2f} s  {args.messages / secs:8.1f} msg/s  "
-                  f"{ok / secs:8.1f} deliveries/s  (files/blobs on disk: {files})", flush=True)
+                  f"{args.conns} conns{mode}: {secs:6.2f} s  {args.messages / secs:8.1f} msg/s  "
+                  f"{ok / secs:8.1f} deliveries/s  (stored: {server.describe(stored)}){cpu_note}",
+                  flush=True)
     finally:
         for s in CLEANUP:
             try:

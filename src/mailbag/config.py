@@ -102,6 +102,27 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Failed-login limiting (auth/ratelimit.py; docs/config.md [ratelimit])."""
+
+    free_failures: int = 3                      # failures before delays start
+    base_delay: float = 1.0                     # seconds; doubles per further failure
+    max_delay: float = 15.0
+    window: float = 900.0                       # seconds a failure is remembered
+    block_per_ip: int = 30                      # failures from one address: refused
+    block_per_network: int = 150                # ... from one /24 (IPv4) or /64 (IPv6)
+    network_free_failures: int = 10             # failures in a network before delays
+    block_per_account: int = 100                # failures against one name: refused
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+    # Server-wide failures within spray_window that turn on spray mode: every
+    # source with a recent failure is delayed. 0 turns the global view off.
+    spray_threshold: int = 200
+    spray_window: float = 300.0
+    max_entries: int = 100_000                  # addresses/accounts remembered
+
+
+@dataclass(frozen=True, slots=True)
 class OAuthIssuer:
     """One identity provider whose signed JWT access tokens are accepted."""
 
@@ -139,6 +160,7 @@ class Config:
     lmtp: LmtpConfig = field(default_factory=LmtpConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
 
 def load_config(path: Path | None) -> Config:
@@ -258,6 +280,7 @@ def _validate(c: Config) -> None:
         )
     _validate_lmtp(c.lmtp)
     _validate_auth(c.auth, c.oauth)
+    _validate_ratelimit(c.ratelimit)
     if c.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(
             f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {c.log_level!r}"
@@ -281,6 +304,25 @@ def _validate_lmtp(m: LmtpConfig) -> None:
     for domain in m.local_domains:
         if not domain or "@" in domain or " " in domain:
             raise ConfigError(f"lmtp.local_domains: not a domain: {domain!r}")
+
+
+def _validate_ratelimit(r: RateLimitConfig) -> None:
+    for fname in ("free_failures", "network_free_failures", "spray_threshold"):
+        if getattr(r, fname) < 0:
+            raise ConfigError(f"ratelimit.{fname}: must not be negative, got {getattr(r, fname)}")
+    for fname in ("block_per_ip", "block_per_network", "block_per_account", "max_entries"):
+        if getattr(r, fname) < 1:
+            raise ConfigError(f"ratelimit.{fname}: must be at least 1, got {getattr(r, fname)}")
+    for fname in ("base_delay", "max_delay"):
+        if getattr(r, fname) < 0:
+            raise ConfigError(f"ratelimit.{fname}: must not be negative, got {getattr(r, fname)}")
+    for fname in ("window", "spray_window"):
+        if getattr(r, fname) <= 0:
+            raise ConfigError(f"ratelimit.{fname}: must be positive, got {getattr(r, fname)}")
+    if not 8 <= r.ipv4_prefix <= 32:
+        raise ConfigError(f"ratelimit.ipv4_prefix: must be 8..32, got {r.ipv4_prefix}")
+    if not 16 <= r.ipv6_prefix <= 128:
+        raise ConfigError(f"ratelimit.ipv6_prefix: must be 16..128, got {r.ipv6_prefix}")
 
 
 # Asymmetric algorithms only: an HMAC key in a JWKS file would let anyone who

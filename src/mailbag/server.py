@@ -10,19 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from mailbag.auth.authenticator import Authenticator
 from mailbag.auth.passwords import PasswordHasher
 from mailbag.config import Config
 from mailbag.imap import commands as _commands  # noqa: F401 - registers handlers
+from mailbag.imap.registry import State
 from mailbag.imap.session import ServerContext, Session
+from mailbag.imap.transport import Connection
 from mailbag.lmtp.listeners import LmtpListeners, start_lmtp
 from mailbag.log import configure_logging, log_event
+from mailbag.pop3.registry import State as Pop3State
 from mailbag.pop3.session import Pop3Context, Pop3Session, shutdown_sessions
 from mailbag.store.sqlite import SqliteStore
 from mailbag.tls import TlsError, ensure_certificate, server_context
@@ -51,6 +56,26 @@ def _awaiting_command(session: Session) -> bool:
     return getattr(session.reader, "_waiter", None) is not None
 
 
+def _preauth_expired(session: Session, ip: str) -> None:
+    """[limits] preauth_timeout has passed since the connection opened: a
+    client that has not logged in by now is cut off, however busily it sends."""
+    if session.state is not State.NOT_AUTHENTICATED or session.closing:
+        return
+    log_event(log, "preauth-timeout", rip=ip)
+    with contextlib.suppress(Exception):
+        session.writer.write(b"* BYE Autologout; took too long to log in\r\n")
+        session.writer.close()
+
+
+def _pop3_preauth_expired(session: Pop3Session, ip: str) -> None:
+    if session.state is not Pop3State.AUTHORIZATION or session.closing:
+        return
+    log_event(log, "preauth-timeout", rip=ip, proto="pop3")
+    with contextlib.suppress(Exception):
+        session.writer.write(b"-ERR Autologout; took too long to log in\r\n")
+        session.writer.close()
+
+
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -73,16 +98,18 @@ class Server:
         tls = server_context(cert, key)
         authenticator = Authenticator(self.store, self.hasher, config=self.config)
         self.ctx = ServerContext(self.config, self.store, authenticator, tls)
+        # IMAP runs on imap/transport.py's Connection (its own TLS and
+        # COMPRESS layers) rather than asyncio streams: an idle connection
+        # must cost kilobytes, not asyncio TLS's 256 KiB buffer.
+        loop = asyncio.get_running_loop()
         if self.config.imap.enabled:
-            srv = await asyncio.start_server(
-                self._handler(False), self.config.imap.host, self.config.imap.port,
-                limit=256 * 1024,
+            srv = await loop.create_server(
+                self._imap_factory(False), self.config.imap.host, self.config.imap.port,
             )
             self.servers.append(("imap", srv))
         if self.config.imaps.enabled:
-            srv = await asyncio.start_server(
-                self._handler(True), self.config.imaps.host, self.config.imaps.port,
-                ssl=tls, limit=256 * 1024, ssl_handshake_timeout=30,
+            srv = await loop.create_server(
+                self._imap_factory(True), self.config.imaps.host, self.config.imaps.port,
             )
             self.servers.append(("imaps", srv))
         # POP3 shares the TLS context, the Authenticator (and so its rate
@@ -126,9 +153,23 @@ class Server:
             return
         log_event(log, "tls-reloaded", sha256=fingerprint)
 
+    def _imap_factory(self, implicit_tls: bool) -> Callable[[], Connection]:
+        """Protocol factory for an IMAP listener: the session starts once the
+        connection is ready (after the handshake for implicit TLS)."""
+        handle = self._handler(implicit_tls)
+        assert self.ctx is not None
+        tls = self.ctx.tls_context if implicit_tls else None
+
+        def ready(conn: Connection) -> None:
+            task = asyncio.get_running_loop().create_task(handle(conn, conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+        return lambda: Connection(ready, tls, handshake_timeout=30)
+
     def _handler(self, implicit_tls: bool) -> Callable[
-            [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            [Connection, Connection], Coroutine[Any, Any, None]]:
+        async def handle(reader: Connection, writer: Connection) -> None:
             assert self.ctx is not None
             peer = writer.get_extra_info("peername")
             ip = peer[0] if isinstance(peer, tuple) else "local"
@@ -149,9 +190,19 @@ class Server:
                     writer.close()
                 return
             self.per_ip[ip] += 1
+            deadline: asyncio.TimerHandle | None = None
             try:
-                await Session(self.ctx, reader, writer, implicit_tls).run()
+                session = Session(self.ctx, reader, writer, implicit_tls)
+                # preauth_timeout is a deadline from the connection's start,
+                # not only a per-read timeout: a client trickling a byte at a
+                # time would otherwise never time out (slow loris).
+                deadline = asyncio.get_running_loop().call_later(
+                    limits.preauth_timeout, _preauth_expired, session, ip
+                )
+                await session.run()
             finally:
+                if deadline is not None:
+                    deadline.cancel()
                 self.per_ip[ip] -= 1
                 if self.per_ip[ip] <= 0:
                     del self.per_ip[ip]
@@ -180,9 +231,17 @@ class Server:
                     writer.close()
                 return
             self.per_ip[ip] += 1
+            deadline: asyncio.TimerHandle | None = None
             try:
-                await Pop3Session(self.pop3, reader, writer, implicit_tls).run()
+                session = Pop3Session(self.pop3, reader, writer, implicit_tls)
+                # The same preauth deadline as IMAP (slow loris).
+                deadline = asyncio.get_running_loop().call_later(
+                    limits.preauth_timeout, _pop3_preauth_expired, session, ip
+                )
+                await session.run()
             finally:
+                if deadline is not None:
+                    deadline.cancel()
                 self.per_ip[ip] -= 1
                 if self.per_ip[ip] <= 0:
                     del self.per_ip[ip]
@@ -254,6 +313,10 @@ def run(config: Config) -> int:
     configure_logging(config.log_level)
     try:
         try:
+            # MAILBAG_EVENT_LOOP=asyncio: the standard loop even when uvloop
+            # is installed (bench/idle.py measures both).
+            if os.environ.get("MAILBAG_EVENT_LOOP") == "asyncio":
+                raise ImportError
             import uvloop
         except ImportError:
             asyncio.run(serve(config))

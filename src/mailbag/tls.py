@@ -153,7 +153,7 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     return ctx
 
 
-def unread_input(reader: asyncio.StreamReader) -> bytearray | None:
+def unread_input(reader: asyncio.StreamReader | object) -> bytearray | None:
     """The bytes ``reader`` has received from the socket but not handed out
     yet, to be cleared before a STARTTLS/STLS upgrade; None when this asyncio
     keeps them elsewhere (then refuse the upgrade).

@@ -81,15 +81,17 @@ async def test_success_clears_own_address_failures_only() -> None:
 
 async def test_memory_is_bounded() -> None:
     rl, _ = limiter(RateLimitPolicy(max_entries=10))
+    # One address per /24, so that the network scope does not add delays.
     for i in range(100):
-        rl.record_failure(f"10.0.0.{i}", f"user{i}" + "x" * 100_000)
+        rl.record_failure(f"10.{i}.0.1", f"user{i}" + "x" * 100_000)
     assert rl.tracked() == (10, 10)
+    assert rl.tracked_networks() == 1
     # The newest survive, the oldest were evicted.
-    rl.record_failure("10.0.0.99", "u")
-    assert await rl.before_attempt("10.0.0.99", "u") == 0  # 2 failures: still free
-    rl.record_failure("10.0.0.99", "u")
-    assert await rl.before_attempt("10.0.0.99", "u") == 1
-    assert await rl.before_attempt("10.0.0.0", "u") == 0  # evicted
+    rl.record_failure("10.99.0.1", "u")
+    assert await rl.before_attempt("10.99.0.1", "u") == 0  # 2 failures: still free
+    rl.record_failure("10.99.0.1", "u")
+    assert await rl.before_attempt("10.99.0.1", "u") == 1
+    assert await rl.before_attempt("10.0.0.1", "u") == 0  # evicted
 
 
 async def test_real_sleep_is_used_by_default() -> None:

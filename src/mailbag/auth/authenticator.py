@@ -15,7 +15,7 @@ Every attempt ends in exactly one log line:
 
     auth-ok      rip=.. user=.. proto=.. mech=.. cred=password|totp|app|scram|oauth
     auth-failed  rip=.. user=.. proto=.. mech=.. reason=unknown-user|bad-password|disabled|bad-username|...
-    auth-blocked rip=.. user=.. proto=.. mech=.. scope=ip|account retry_after=..
+    auth-blocked rip=.. user=.. proto=.. mech=.. scope=ip|network|account retry_after=..
 
 ``rip`` comes first so the fail2ban filter (docs/fail2ban.md) can anchor on
 it. Unknown users cost the same argon2 work as known ones and get the same
@@ -24,6 +24,12 @@ successful password login the argon2 hash is redone when the configured
 parameters changed, and SCRAM secrets are made when missing or made with
 another iteration count, so accounts created before SCRAM existed gain it
 with their next plain login.
+
+A device holding a valid app password or token is not locked out by an
+attacker's failures against its account or network (auth/ratelimit.py): an
+app-password-shaped secret whose selector matches one of the account's app
+passwords, and a bearer token that validates, are admitted with
+``device=True`` (only the per-address limits apply), then verified as usual.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any
 
 from mailbag.auth import app_passwords, totp
 from mailbag.auth.passwords import PasswordHasher
-from mailbag.auth.ratelimit import Blocked, LoginRateLimiter
+from mailbag.auth.ratelimit import Blocked, LoginRateLimiter, RateLimitPolicy
 from mailbag.auth.scram import ScramCredential, fake_credential, make_credential
 from mailbag.auth.usernames import InvalidUsername, validate_username
 from mailbag.config import AuthConfig, Config
@@ -83,6 +89,7 @@ class Authenticator:
         self.hasher = hasher
         self.log = log if log is not None else logging.getLogger(AUTH_LOGGER)
         self.limiter = limiter if limiter is not None else LoginRateLimiter()
+        self._own_limiter = limiter is None     # configure() may replace it
         self.config: Config | None = None
         self.auth_config = AuthConfig()
         from mailbag.auth.oauth import TokenValidator
@@ -98,6 +105,8 @@ class Authenticator:
 
         self.config = config
         self.auth_config = config.auth
+        if self._own_limiter:
+            self.limiter = LoginRateLimiter(RateLimitPolicy.from_config(config.ratelimit))
         validator = TokenValidator(config.oauth)
         self.tokens = validator if validator.enabled else None
 
@@ -129,6 +138,14 @@ class Authenticator:
         """Like ``login``, also saying which credential matched."""
         # Field order matters: rip first (see the module docstring).
         fields: dict[str, Any] = {"rip": remote_ip, "user": username, "proto": proto, "mech": mech}
+        device = await self._device_candidates(username, password)
+        if device is not None:
+            # An app password of this account: only the address may stop it.
+            if not await self._admit(fields, username, device=True):
+                return None
+            app = await self._app_password(device[0], password, fields, device[1])
+            if app is not None:
+                return app
         if not await self._admit(fields, username):
             return None
         try:
@@ -140,10 +157,6 @@ class Authenticator:
         if account is None:
             await self._fail(fields, password, "unknown-user")
             return None
-
-        app = await self._app_password(account, password, fields)
-        if app is not None:
-            return app
 
         creds = await self._credentials(account)
         secret, code = password, None
@@ -177,15 +190,34 @@ class Authenticator:
         log_event(self.log, "auth-ok", **fields, cred=credential)
         return LoginResult(account, credential)
 
+    async def _device_candidates(
+        self, username: str, password: bytes
+    ) -> tuple[Account, list[Any]] | None:
+        """The account and its app passwords whose selector matches
+        ``password``, when there are any. Cheap (no argon2): a guess almost
+        never matches a selector (32 bits), so this costs the same for real
+        and unknown names."""
+        canonical = app_passwords.normalize(password)
+        if canonical is None:
+            return None
+        try:
+            name = validate_username(username)
+        except InvalidUsername:
+            return None
+        account = await self.store.get_account(name)
+        if account is None:
+            return None
+        candidates = list(await self.store.app_password_candidates(
+            account.id, app_passwords.selector(canonical)
+        ))
+        return (account, candidates) if candidates else None
+
     async def _app_password(
-        self, account: Account, password: bytes, fields: dict[str, Any]
+        self, account: Account, password: bytes, fields: dict[str, Any], candidates: list[Any]
     ) -> LoginResult | None:
         canonical = app_passwords.normalize(password)
         if canonical is None:
             return None
-        candidates = await self.store.app_password_candidates(
-            account.id, app_passwords.selector(canonical)
-        )
         for cand in candidates:
             if not await self.hasher.verify_async(cand.hash, canonical.encode()):
                 continue
@@ -283,16 +315,23 @@ class Authenticator:
 
         user = authzid or "-"
         fields: dict[str, Any] = {"rip": remote_ip, "user": user, "proto": proto, "mech": mech}
-        if not await self._admit(fields, user):
+        identity = None
+        rejected = "oauth-not-configured"
+        if self.tokens is not None:
+            # Validating a signature is cheap and a valid token cannot be
+            # guessed: a device with one is judged by its address only.
+            try:
+                identity = self.tokens.validate(token)
+            except TokenRejected as e:
+                rejected = e.reason
+        if not await self._admit(fields, user, device=identity is not None):
             return "blocked"
         if self.tokens is None:
             await self._fail(fields, None, "oauth-not-configured")
             return "oauth-not-configured"
-        try:
-            identity = self.tokens.validate(token)
-        except TokenRejected as e:
-            await self._fail(fields, None, e.reason)
-            return e.reason
+        if identity is None:
+            await self._fail(fields, None, rejected)
+            return rejected
         if authzid is not None and authzid.lower() not in (identity.username, identity.claim.lower()):
             # The client asked to be someone the token does not name.
             await self._fail(fields, None, "authzid-mismatch")
@@ -311,9 +350,9 @@ class Authenticator:
 
     # --------------------------------------------------------------- helpers
 
-    async def _admit(self, fields: dict[str, Any], username: str) -> bool:
+    async def _admit(self, fields: dict[str, Any], username: str, *, device: bool = False) -> bool:
         try:
-            await self.limiter.before_attempt(str(fields["rip"]), username)
+            await self.limiter.before_attempt(str(fields["rip"]), username, device=device)
         except Blocked as e:
             log_event(
                 self.log,

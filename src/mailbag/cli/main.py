@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mailbag.cli import alias, app_password, deliver, serve, transfer, user
+from mailbag.cli import alias, app_password, deliver, quota, serve, transfer, user
 from mailbag.cli.common import CliError, add_common_options, fail
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     app_password.register(subparsers)
     transfer.register(subparsers)
     alias.register(subparsers)
+    quota.register(subparsers)
     deliver.register(subparsers)
     return parser
 

@@ -1,5 +1,6 @@
-"""CAPABILITY lists (RFC 9051 §6.1.1, §7.2.2) and the ENABLE-able extensions
-(RFC 5161). A capability is listed only when it works completely.
+"""CAPABILITY lists (RFC 9051 §6.1.1, §7.2.2), APPENDLIMIT=n (RFC 7889 §3.1)
+and the ENABLE-able extensions (RFC 5161). A capability is listed only when
+it works completely.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ AFTER_AUTH = (
     "IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "NAMESPACE",
     "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ID", "LIST-EXTENDED", "LIST-STATUS",
     "SPECIAL-USE", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE", "UTF8=ACCEPT",
-    "CONDSTORE", "WITHIN",
+    "CONDSTORE", "QRESYNC", "WITHIN",
     "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT",
     "MULTIAPPEND", "CATENATE", "CONTEXT=SEARCH", "CONTEXT=SORT",
+    "QUOTA", "QUOTA=RES-STORAGE", "PREVIEW", "SAVEDATE", "OBJECTID", "CREATE-SPECIAL-USE",
+    "COMPRESS=DEFLATE",
 )
 PRE_AUTH = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "ID")
 
-ENABLEABLE = {"IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE"}
+ENABLEABLE = {"IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC"}
 
 
 def capability_string(session: Session) -> str:
     if session.state is not State.NOT_AUTHENTICATED:
-        return " ".join(AFTER_AUTH)
+        return " ".join(AFTER_AUTH) + f" APPENDLIMIT={append_limit(session)}"
     caps = list(PRE_AUTH)
     if session.ctx.tls_context is not None and not session.tls_active:
         caps.append("STARTTLS")
@@ -35,6 +38,16 @@ def capability_string(session: Session) -> str:
     else:
         caps.append("LOGINDISABLED")
     return " ".join(caps)
+
+
+def append_limit(session: Session) -> int:
+    """The largest message APPEND accepts (RFC 7889): one literal of at most
+    limits.max_literal, inside a command of at most the parser's
+    max_command_size together with the command line itself."""
+    from mailbag.wire.limits import Limits
+
+    limits = session.ctx.config.limits
+    return min(limits.max_literal, Limits().max_command_size - limits.max_line)
 
 
 def _mechanisms(session: Session) -> list[str]:

@@ -1,5 +1,6 @@
 """SEARCH key evaluation: RFC 9051 §6.4.4 (and the RFC 3501 §6.4.4 keys),
-RFC 7162 §3.1.5 MODSEQ, RFC 5032 OLDER/YOUNGER, RFC 5182 §2.1 '$'.
+RFC 7162 §3.1.5 MODSEQ, RFC 5032 OLDER/YOUNGER, RFC 5182 §2.1 '$', RFC 8514
+§4 SAVEDBEFORE/SAVEDON/SAVEDSINCE, RFC 8474 §6 EMAILID/THREADID.
 
 Keys are evaluated as sets of UIDs, cheapest first, so that the expensive ones
 only look at the messages that survived: flags, sequence and UID sets come from
@@ -33,7 +34,9 @@ from mailbag.wire.commands import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
+    SearchSaveDate,
     SearchSet,
     SearchSize,
     SearchText,
@@ -44,6 +47,13 @@ from mailbag.wire.commands import (
 BATCH = 500
 
 RECENT = "\\recent"
+
+
+def email_id(blob_id: str) -> str:
+    """The EMAILID of a message (RFC 8474 §5.1): its content hash, so the
+    same bytes stored twice (COPY, MOVE, one delivery to many folders) keep
+    one id, as the RFC wants for a copy or a move."""
+    return "M" + blob_id[:24]
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,10 @@ def cost(key: SearchKey) -> Cost:
     match key:
         case SearchAll() | SearchFlag() | SearchSet():
             return Cost.MEMORY
+        case SearchObjectId() if key.kind == "THREADID":
+            return Cost.MEMORY      # THREADID is NIL: nothing has one
+        case SearchObjectId() | SearchSaveDate():
+            return Cost.RECORD
         case SearchText():
             return Cost.INDEX
         case SearchModseq():
@@ -173,7 +187,23 @@ class Searcher:
 
     # ------------------------------------------------------------- entry
     async def run(self, key: SearchKey) -> list[int]:
-        return sorted(await self.eval(key, set(self.ctx.uids)))
+        # One text-index key (the common SEARCH BODY/FROM/SUBJECT): its hits,
+        # kept if the view has them, without a set of every UID.
+        if isinstance(key, SearchText):
+            hits = await self._text_set(key)
+        elif isinstance(key, SearchHeader) and _indexed(key):
+            hits = await self._field_set(key)
+        else:
+            return sorted(await self.eval(key, set(self.ctx.uids)))
+        if hits:
+            uids = self.ctx.uids
+            out = []
+            for u in sorted(hits):
+                i = bisect_left(uids, u)
+                if i < len(uids) and uids[i] == u:
+                    out.append(u)
+            return out
+        return []
 
     async def highest_modseq(self, uids: Sequence[int]) -> int | None:
         if not uids:
@@ -282,6 +312,11 @@ class Searcher:
                 return age >= limit if key.older else age <= limit
             case SearchDate():
                 return _date_matches(key, self._message_day(key, m))
+            case SearchSaveDate():
+                # "Disregarding time and timezone" as for BEFORE/ON/SINCE.
+                return _date_matches(key, m.rec().savedate.date())
+            case SearchObjectId() if key.kind == "EMAILID":
+                return email_id(m.rec().blob_id) == key.value
             case SearchHeader():
                 return await self._header_test(key, m)
             case _:
@@ -324,6 +359,8 @@ class Searcher:
                 return has == key.present
             case SearchSet():
                 return uid in self._set(key)
+            case SearchObjectId():
+                return False        # THREADID: FETCH answers NIL for every message
         raise TypeError(f"not a memory key: {key!r}")
 
     # ------------------------------------------------------------ helpers
@@ -420,7 +457,7 @@ def _fact_text(p: ParsedMessage, name: bytes) -> str:
     return " ".join(p.references)
 
 
-def _date_matches(key: SearchDate, day: date) -> bool:
+def _date_matches(key: SearchDate | SearchSaveDate, day: date) -> bool:
     if key.op == "BEFORE":
         return day < key.day
     if key.op == "ON":

@@ -1,6 +1,7 @@
 """The client's view of its selected mailbox (RFC 9051 §2.3.1.2 sequence
 numbers, §5.2 mailbox size and message status updates, §7.5.1 EXPUNGE rules;
-RFC 7162 §3.2.10 VANISHED).
+RFC 7162 §3.2.10 VANISHED, §3.2.5 the QRESYNC resync of SELECT with
+known-uids and seq-match-data, §3.2.6 UID FETCH (CHANGEDSINCE n VANISHED)).
 
 The store speaks UIDs only. This object maps sequence numbers to UIDs for one
 session, remembers what the client was last told (flags, modseq) and turns
@@ -9,13 +10,17 @@ store changes into the untagged responses the client may be sent now.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mailbag.store.api import Changes, MailboxInfo, MessageMeta
 from mailbag.store.index import MailboxIndex
-from mailbag.wire.commands import SequenceSet
+from mailbag.wire.commands import QresyncParams, SequenceSet
+
+# '*' in a UID set the client sends about UIDs it may no longer see (known-uids,
+# the VANISHED modifier's set): every UID there could ever be.
+MAX_UID = 2**32 - 1
 
 _flag_str: dict[frozenset[str], str] = {}
 
@@ -91,17 +96,11 @@ class SelectedMailbox:
         i = self._position(uid)
         return None if i is None else self.index.modseqs[i]
 
-    def flags_map(self) -> dict[int, frozenset[str]]:
-        """uid -> flags for every message the client knows of and that still exists."""
-        idx = self.index
-        if self.aligned():
-            return dict(zip(idx.uids, idx.flags, strict=True))
-        out: dict[int, frozenset[str]] = {}
-        for u in self.uids:
-            i = idx.position(u)
-            if i is not None:
-                out[u] = idx.flags[i]
-        return out
+    def flags_map(self) -> Mapping[int, frozenset[str]]:
+        """uid -> flags for every message the client knows of and that still
+        exists: a view on the index, so a SEARCH that never tests a flag
+        never pays for a copy of 100,000 of them."""
+        return _FlagsView(self)
 
     # ----------------------------------------------------------- numbering
     @property
@@ -248,6 +247,88 @@ class SelectedMailbox:
             self.told = {u: ms for u, ms in self.told.items() if ms > self.modseq}
         return out
 
+    # ------------------------------------------------------------ resync
+    def changed_pairs(self, seqset: SequenceSet, uid: bool, candidates: Iterable[int],
+                      since: int) -> list[tuple[int, int]]:
+        """(seq, UID) pairs of the set whose modseq is above *since*
+        (CHANGEDSINCE, RFC 7162 §3.1.4). *candidates* are the UIDs the store
+        says changed since then (ascending), so the cost follows what
+        changed, not the mailbox size."""
+        if seqset.saved:
+            saved = set(self.saved_search or ())
+            def wanted(seq: int, u: int) -> bool:
+                return u in saved
+        else:
+            spans = Spans(seqset, (self.uids[-1] if self.uids else 0) if uid else len(self.uids))
+            def wanted(seq: int, u: int) -> bool:
+                return (u if uid else seq) in spans
+        out: list[tuple[int, int]] = []
+        for u in candidates:
+            seq = self.seq_of(u)
+            if seq is None or not wanted(seq, u):
+                continue
+            # The shared index decides: it is what FETCH answers from, and a
+            # change it has not seen yet reaches the client as an update.
+            modseq = self.modseq_of(u)
+            if modseq is not None and modseq > since:
+                out.append((seq, u))
+        return out
+
+    def vanished_earlier(self, expunged: Iterable[int], within: Spans | None = None,
+                         above: int = 0) -> bytes | None:
+        """"* VANISHED (EARLIER) uids" for expunged UIDs (in *within*, above
+        *above*), None when there are none. UIDs still in the view are left
+        out: the client has not been told yet, and is told with a plain
+        VANISHED that lowers EXISTS (RFC 7162 §3.2.10)."""
+        gone = [u for u in expunged if u > above and (within is None or u in within)
+                and self.seq_of(u) is None]
+        if not gone:
+            return None
+        return b"* VANISHED (EARLIER) " + compress_uids(gone) + b"\r\n"
+
+    def match_floor(self, samples: Sequence[tuple[int, int]]) -> int:
+        """The highest UID below which the client's numbering still holds
+        (RFC 7162 §3.2.5.2 seq-match-data): walking the client's (seq, UID)
+        pairs upwards until the first one that no longer matches. Nothing
+        the client knew at or below it was expunged, since new messages
+        only ever get higher UIDs; so VANISHED (EARLIER) skips it."""
+        floor = 0
+        for seq, u in samples:
+            if self.seq_of(u) != seq:
+                break
+            floor = u
+        return floor
+
+    def resync(self, params: QresyncParams, samples: Sequence[tuple[int, int]],
+               changes: Changes) -> list[bytes]:
+        """What SELECT/EXAMINE (QRESYNC ...) sends after the usual responses
+        (RFC 7162 §3.2.5.1): VANISHED (EARLIER) for the client's messages
+        expunged since its modseq, then FETCH (UID FLAGS MODSEQ) for every
+        message changed since. *changes* is the store's answer for that
+        modseq; the caller has checked UIDVALIDITY."""
+        known = Spans(params.known_uids, MAX_UID) if params.known_uids is not None else None
+        out: list[bytes] = []
+        line = self.vanished_earlier(changes.expunged, known, self.match_floor(samples))
+        if line is not None:
+            out.append(line)
+        for m in changes.changed:
+            if known is not None and m.uid not in known:
+                continue
+            seq = self.seq_of(m.uid)
+            i = self._position(m.uid) if seq is not None else None
+            if seq is None or i is None:
+                continue
+            flags, modseq = self.index.flags[i], self.index.modseqs[i]
+            if modseq <= params.modseq:
+                continue
+            if modseq > self.modseq:
+                # Reported now with what the index holds: not again by apply().
+                self.told[m.uid] = modseq
+            out.append(self.fetch_flags_line(seq, m.uid, flags, modseq, True, uid_item=True))
+        if changes.highestmodseq > self.modseq:
+            self.dirty = True
+        return out
+
     def has_new(self, changes: Changes) -> bool:
         last = self.uids[-1] if self.uids else 0
         return any(m.uid > last for m in changes.changed)
@@ -267,6 +348,25 @@ class SelectedMailbox:
         return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
 
 
+class _FlagsView(Mapping[int, frozenset[str]]):
+    __slots__ = ("_sel",)
+
+    def __init__(self, sel: SelectedMailbox) -> None:
+        self._sel = sel
+
+    def __getitem__(self, uid: int) -> frozenset[str]:
+        flags = self._sel.flags_of(uid) if self._sel.seq_of(uid) is not None else None
+        if flags is None:
+            raise KeyError(uid)
+        return flags
+
+    def __iter__(self) -> Iterator[int]:
+        return (u for u in self._sel.uids if self._sel.flags_of(u) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def compress_uids(uids: Iterable[int]) -> bytes:
     """Ascending UIDs as a compact sequence set: 1:3,7,9:10."""
     out: list[bytes] = []
@@ -282,3 +382,59 @@ def compress_uids(uids: Iterable[int]) -> bytes:
         start = prev = u
     out.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
     return b",".join(out)
+
+
+class Spans:
+    """Membership in a sequence set by bisection over its merged ranges:
+    the test costs the same whether the set is "1:100000" or one number."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self, seqset: SequenceSet, star: int) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for a, b in sorted(r.bounds(star) for r in seqset.ranges):
+            if self.ends and a <= self.ends[-1] + 1:
+                self.ends[-1] = max(self.ends[-1], b)
+            else:
+                self.starts.append(a)
+                self.ends.append(b)
+
+    def __contains__(self, n: int) -> bool:
+        i = bisect_right(self.starts, n) - 1
+        return i >= 0 and n <= self.ends[i]
+
+
+def seq_match_samples(seqs: SequenceSet, uids: SequenceSet) -> list[tuple[int, int]]:
+    """The (seq, UID) pairs of QRESYNC seq-match-data worth checking: the
+    ends of each UID range with the sequence numbers at the same places
+    (as Dovecot does), so "1:100000 1:100000" costs two pairs, not 100,000.
+    ValueError when the two sets do not hold as many numbers, or use '*'
+    (RFC 7162 §3.2.5 grammar: known-sequence-set, known-uid-set)."""
+    if seqs.saved or uids.saved or any(
+            r.start is None or r.end is None for r in (*seqs.ranges, *uids.ranges)):
+        raise ValueError("'*' and '$' are not allowed in seq-match-data")
+    seq_spans = Spans(seqs, 0)
+    uid_spans = Spans(uids, 0)
+    counts = [b - a + 1 for a, b in zip(seq_spans.starts, seq_spans.ends, strict=True)]
+    if sum(counts) != sum(b - a + 1 for a, b in zip(uid_spans.starts, uid_spans.ends,
+                                                      strict=True)):
+        raise ValueError("the known sequence set and known UID set differ in size")
+    offsets: list[int] = []          # place of each sequence span's first number
+    total = 0
+    for c in counts:
+        offsets.append(total)
+        total += c
+
+    def nth(n: int) -> int:
+        i = bisect_right(offsets, n) - 1
+        return seq_spans.starts[i] + n - offsets[i]
+
+    out: list[tuple[int, int]] = []
+    n = 0
+    for a, b in zip(uid_spans.starts, uid_spans.ends, strict=True):
+        out.append((nth(n), a))
+        if b > a:
+            out.append((nth(n + b - a), b))
+        n += b - a + 1
+    return out

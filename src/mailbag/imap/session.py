@@ -14,7 +14,7 @@ import asyncio
 import base64
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from mailbag.imap import context, names
 from mailbag.imap.registry import REGISTRY, CommandError, Reply, State
 from mailbag.imap.selected import SelectedMailbox
 from mailbag.log import log_event
-from mailbag.store.api import Account, MailboxInfo, MessageMeta, Store, StoreError
+from mailbag.store.api import Account, Changes, MailboxInfo, MessageMeta, Store, StoreError
 from mailbag.store.index import IndexCache
 from mailbag.wire.commands import (
     Append,
@@ -37,6 +37,7 @@ from mailbag.wire.parser import CommandParser, Limits
 if TYPE_CHECKING:
     from mailbag.auth.authenticator import Authenticator
     from mailbag.config import Config
+    from mailbag.imap.transport import Connection
 
 log = logging.getLogger("mailbag.imap")
 
@@ -66,10 +67,12 @@ class Session:
     def __init__(
         self,
         ctx: ServerContext,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Connection,
+        writer: Connection,
         tls_active: bool,
     ) -> None:
+        from mailbag.imap.transport import Wake
+
         self.ctx = ctx
         self.store = ctx.store
         self.reader = reader
@@ -86,16 +89,36 @@ class Session:
         # What the login used ("password", "scram", "oauth", "app:<id>"):
         # revoking an app password ends its sessions (auth/revocation.py).
         self.credential_id: str | None = None
-        self.selected: SelectedMailbox | None = None
+        self._selected: SelectedMailbox | None = None
+        self.heard = 0        # highest modseq the change feed announced for it
         self.enabled: set[str] = set()
         self.out: list[bytes] = []
         self.out_size = 0
-        self.wake = asyncio.Event()       # set when the selected mailbox changed
+        self.wake = Wake(reader)          # set when the selected mailbox changed
+        # While in IDLE (commands/idle.py): changes are written by one batch
+        # for all idlers of the mailbox instead of waking each session.
+        self.idle_push: Callable[[Session], None] | None = None
         self.closing = False
         self.busy = False
         self.inflight: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------- properties
+    @property
+    def selected(self) -> SelectedMailbox | None:
+        return self._selected
+
+    @selected.setter
+    def selected(self, view: SelectedMailbox | None) -> None:
+        # Store changes are heard per mailbox (MailboxIndex.watchers): only
+        # for the selected one, so a change costs O(its sessions).
+        old = self._selected
+        if old is not None:
+            old.index.watchers.discard(self.on_store_change)
+        self._selected = view
+        self.heard = 0
+        if view is not None:
+            view.index.watchers.add(self.on_store_change)
+
     @property
     def secure(self) -> bool:
         if self.tls_active:
@@ -184,18 +207,33 @@ class Session:
         sel = self.selected
         if sel is not None and sel.info.id == mailbox_id and modseq > sel.modseq:
             sel.dirty = True
-            self.wake.set()
+            self.heard = max(self.heard, modseq)
+            if self.idle_push is not None:
+                self.idle_push(self)
+            else:
+                self.wake.set()
 
     async def sync_updates(self, allow_expunge: bool = True, force: bool = False) -> None:
         """Send what changed in the selected mailbox since the client was told."""
         sel = self.selected
         if sel is None or not (sel.dirty or force):
             return
-        changes = await self.store.changes_since(sel.info.id, sel.modseq)
+        # Shared with every session asking from the same modseq (IDLE fan-out).
+        changes = await self.ctx.indexes.changes_since(sel.index, sel.modseq)
         # FETCH FLAGS reads the shared index: it must be at least as current
         # as what the client is about to be told (and know new UIDs before
         # they are claimed as \Recent).
         await self.ctx.indexes.refresh(sel.index, upto=changes.highestmodseq)
+        lines = self.apply_changes(changes, allow_expunge)
+        if lines is None:
+            return
+        for line in lines + await context.after_apply(self):
+            self.send(line)
+
+    def apply_changes(self, changes: Changes, allow_expunge: bool) -> list[bytes] | None:
+        """The synchronous part of sync_updates: fold *changes* into the
+        view and return the untagged responses (None: must wait)."""
+        sel = self.require_selected()
         if not sel.readonly and sel.recent_from is None and sel.has_new(changes):
             sel.recent_from = sel.index.claim_recent()
         # RFC 5267 §4.4: REMOVEFROM for expunged results goes before the
@@ -204,13 +242,13 @@ class Session:
         lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync)
         if lines is None:
             sel.dirty = True
-            return
-        for line in removals + lines + await context.after_apply(self):
-            self.send(line)
+            return None
+        if self.heard > sel.modseq:
+            sel.dirty = True     # announced while the shared answer was on its way
+        return removals + lines
 
     # ----------------------------------------------------------------- loop
     async def run(self) -> None:
-        self.store.add_listener(self.on_store_change)
         self.ctx.sessions.add(self)
         try:
             from mailbag.imap.capabilities import capability_string
@@ -226,7 +264,6 @@ class Session:
         finally:
             for task in self.inflight:
                 task.cancel()
-            self.store.remove_listener(self.on_store_change)
             self.ctx.sessions.discard(self)
             self.deselect()
             try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailbag.config import LmtpConfig
-from mailbag.store.api import INBOX, Account, Store
+from mailbag.store.api import Account, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Recipient:
     account: Account
     mailbox_id: int
     mailbox: str            # folder name, for logs
+    quota_used: int | None = None   # bytes stored at RCPT time, when there is a quota
 
 
 class Unknown(Exception):
@@ -42,56 +43,58 @@ class Unknown(Exception):
 
 
 class Resolver:
+    """Turns RCPT addresses into recipients with ONE store call each
+    (``Store.find_recipient``): exact, so an alias removed or a quota changed
+    from the CLI (another process) counts for the very next RCPT."""
+
     def __init__(self, store: Store, config: LmtpConfig) -> None:
         self.store = store
         self.config = config
         self.domains = {d.lower().rstrip(".") for d in config.local_domains}
 
-    async def account_for(self, local: str, domain: str) -> tuple[Account, str | None]:
-        """The account and the detail (``lists`` of ``alice+lists``, or None)."""
+    def candidates(
+        self, address: str, local: str, domain: str, folder: str | None
+    ) -> list[tuple[list[str], list[str]]]:
+        """The look-up order of the module docstring, as (names, folders)
+        pairs for ``Store.find_recipient``."""
         local = local.lower()
         domain = domain.lower().rstrip(".")
         if domain and self.domains and domain not in self.domains:
             raise Unknown("5.1.2", f"Domain {domain} is not local")
-        candidates: list[tuple[str, str | None]] = [(local, None)]
+        parts: list[tuple[str, str | None]] = [(local, None)]
         delim = self.config.recipient_delimiter
         if delim and delim in local:
             base, _, rest = local.partition(delim)
             if base:
-                candidates.append((base, rest or None))
-        for name, detail in candidates:
+                parts.append((base, rest or None))
+        out: list[tuple[list[str], list[str]]] = []
+        for name, detail in parts:
             names = [f"{name}@{domain}", name] if domain else [name]
-            for n in names:
-                account = await self.store.get_account(n)
-                if account is not None:
-                    return account, detail
-            for n in names:
-                account = await self.store.resolve_alias(n)
-                if account is not None:
-                    return account, detail
-        raise Unknown("5.1.1", "User unknown")
+            wanted = folder or (detail if self.config.detail_folders else None)
+            folders: list[str] = []
+            if wanted:
+                # The detail keeps the case the sender typed; folder names are
+                # case-sensitive, so try it as given, then lower-cased. Like
+                # dovecot-lda, a folder that does not exist means INBOX.
+                as_given = (_detail_of(address, delim)
+                            if detail is not None and self.config.detail_folders else None)
+                folders = list(dict.fromkeys(n for n in (folder, as_given, wanted) if n))
+            out.append((names, folders))
+        return out
 
     async def resolve(
         self, address: str, local: str, domain: str, folder: str | None = None
     ) -> Recipient:
-        """``folder``: an explicit folder (``mailbag deliver --folder``); like
-        dovecot-lda, a folder that does not exist means INBOX."""
-        account, detail = await self.account_for(local, domain)
-        if account.disabled:
+        """``folder``: an explicit folder (``mailbag deliver --folder``)."""
+        match = await self.store.find_recipient(self.candidates(address, local, domain, folder))
+        if match is None:
+            raise Unknown("5.1.1", "User unknown")
+        if match.account.disabled:
             raise Unknown("5.2.1", "Mailbox disabled")
-        wanted = folder or (detail if self.config.detail_folders else None)
-        if wanted:
-            # The detail keeps the case the sender typed; folder names are
-            # case-sensitive, so try it as given, then lower-cased.
-            detail_as_given = _detail_of(address, self.config.recipient_delimiter)
-            for name in dict.fromkeys(n for n in (folder, detail_as_given, wanted) if n):
-                box = await self.store.get_mailbox(account.id, name)
-                if box is not None and not box.noselect:
-                    return Recipient(address, account, box.id, box.name)
-        inbox = await self.store.get_mailbox(account.id, INBOX)
-        if inbox is None:
+        if match.mailbox is None:
             raise Unknown("5.2.1", "The account has no INBOX")
-        return Recipient(address, account, inbox.id, inbox.name)
+        return Recipient(address, match.account, match.mailbox.id, match.mailbox.name,
+                         match.quota_used)
 
 
 def _detail_of(address: str, delim: str) -> str | None:

@@ -5,7 +5,8 @@ reverse-path and forward-path, §4.1.2 address grammar, §4.5.2 dot
 transparency, §4.5.3.1 size limits), RFC 1869 / RFC 5321 §4.1.1.11 (mail
 parameters), RFC 1870 (SIZE=), RFC 6152 (BODY=7BIT|8BITMIME), RFC 6531 §3.4
 (SMTPUTF8 parameter, UTF-8 addresses), RFC 3461 §4.2 (ORCPT=, accepted and
-ignored), RFC 2034 / RFC 3463 (enhanced status codes in every reply).
+ignored), RFC 2034 / RFC 3463 (enhanced status codes in every reply),
+RFC 3030 §2 (BDAT chunk-size [LAST], CHUNKING; BINARYMIME is not offered).
 
 Like wire/, this module never touches sockets or the store: the session feeds
 it bytes and gets back events.
@@ -100,6 +101,15 @@ class Rcpt:
 
 
 @dataclass(frozen=True, slots=True)
+class Bdat:
+    """BDAT (RFC 3030 §2): ``size`` octets follow the command line as they
+    are (no dot-stuffing, no terminator); ``last`` ends the message."""
+
+    size: int
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Simple:
     """DATA, RSET, NOOP, QUIT, HELP, VRFY, EXPN, HELO, EHLO, STARTTLS..."""
 
@@ -107,7 +117,7 @@ class Simple:
     arg: str = ""
 
 
-Command = Lhlo | Mail | Rcpt | Simple
+Command = Lhlo | Mail | Rcpt | Bdat | Simple
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _DOMAIN_LABELS = re.compile(r"[^\s<>()\[\]\\,;:@\"]+\Z")
@@ -134,7 +144,20 @@ def parse_command(line: bytes) -> Command:
     if verb == "RCPT":
         path, params = _path_and_params(rest, "TO:", allow_null=False)
         return _rcpt(path, params)
+    if verb == "BDAT":
+        return _bdat(rest)
     return Simple(verb, rest.strip())
+
+
+def _bdat(rest: str) -> Bdat:
+    # bdat-cmd ::= "BDAT" SP chunk-size [ SP end-marker ]; end-marker ::= "LAST"
+    args = rest.split(" ")
+    if not 1 <= len(args) <= 2 or not args[0].isdigit() or not args[0].isascii() \
+            or len(args[0]) > 20:
+        raise SyntaxProblem(reply(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]"))
+    if len(args) == 2 and args[1].upper() != "LAST":
+        raise SyntaxProblem(reply(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]"))
+    return Bdat(int(args[0]), len(args) == 2)
 
 
 def _path_and_params(rest: str, prefix: str, *, allow_null: bool) -> tuple[Path, list[str]]:

@@ -45,11 +45,15 @@ def quota_reply(tempfail: bool) -> Reply:
 
 
 async def over_quota(store: Store, recipient: Recipient, incoming: int) -> bool:
-    """True when ``incoming`` more octets do not fit (0: is it full already?)."""
+    """True when ``incoming`` more octets do not fit (0: is it full already?).
+    Uses the usage read with the recipient when there is one; the write job
+    checks the quota again anyway (message_ops.check_quota)."""
     quota = recipient.account.quota_bytes
     if quota is None:
         return False
-    used = await store.quota_usage(recipient.account.id)
+    used = recipient.quota_used
+    if used is None:
+        used = await store.quota_usage(recipient.account.id)
     return used + incoming > quota if incoming else used >= quota
 
 

@@ -194,7 +194,10 @@ def parse_content_type(raw_value: bytes | None) -> tuple[str, str, StructuredVal
     if slash <= 0:
         return None
     t, s = sv.value[:slash], sv.value[slash + 1:]
-    if not _TOKEN.fullmatch(t) or not _TOKEN.fullmatch(s):
+    # 8-bit bytes pass _TOKEN (parameter names tolerate them) but a type
+    # with them is invalid: the RFC 2045 §5.2 default applies (found by
+    # tests/fuzz: "Content-Type:\xa0multipart/mixed" raised here).
+    if not _TOKEN.fullmatch(t) or not _TOKEN.fullmatch(s) or not (t + s).isascii():
         return None
     return t.decode("ascii").lower(), s.decode("ascii").lower(), sv
 

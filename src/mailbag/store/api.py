@@ -185,6 +185,18 @@ class Alias:
 
     address: str
     account: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientMatch:
+    """What ``Store.find_recipient`` found for a delivery address."""
+
+    candidate: int                 # index of the candidate that matched
+    account: Account
+    mailbox: MailboxInfo | None    # first selectable folder asked for, else INBOX; None: no INBOX
+    quota_used: int | None = None  # bytes stored, when the account has a quota
+
+
 TextWhere = Literal["BODY", "TEXT", "FROM", "TO", "CC", "BCC", "SUBJECT"]
 
 
@@ -251,6 +263,10 @@ class Store(Protocol):
     async def count_from(self, mailbox_id: int, first_uid: int) -> int:
         """How many messages have a UID of at least *first_uid* (STATUS RECENT)."""
         ...
+    async def deleted_size(self, mailbox_id: int) -> int:
+        """Bytes (RFC822.SIZE) of the messages flagged \\Deleted (what an
+        EXPUNGE would free; STATUS DELETED-STORAGE, RFC 9208 §4.2)."""
+        ...
     async def claim_recent(self, mailbox_id: int) -> int:
         """Return the first UID that is \\Recent for the calling session and
         mark everything up to uidnext-1 as no longer recent for later ones."""
@@ -270,7 +286,13 @@ class Store(Protocol):
         parsed once and stored as one blob; one result per mailbox, in order,
         a StoreError (OverQuota, NotAllowed...) for a mailbox that failed alone."""
         ...
-    async def quota_usage(self, account_id: int) -> int: ...
+    async def quota_usage(self, account_id: int) -> int:
+        """Bytes (sum of RFC822.SIZE) stored in the account's mailboxes."""
+        ...
+    async def set_quota(self, account_id: int, quota_bytes: int | None) -> None:
+        """The account's storage limit in bytes; None: unlimited. APPEND,
+        COPY, MOVE across accounts and delivery raise OverQuota beyond it."""
+        ...
     async def message_list(self, mailbox_id: int) -> list[MessageMeta]: ...
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes: ...
     async def fetch_records(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]: ...
@@ -313,3 +335,12 @@ class Store(Protocol):
     async def delete_alias(self, address: str) -> None: ...
     async def list_aliases(self) -> list[Alias]: ...
     async def resolve_alias(self, address: str) -> Account | None: ...
+    async def find_recipient(
+        self, candidates: Sequence[tuple[Sequence[str], Sequence[str]]]
+    ) -> RecipientMatch | None:
+        """The whole look-up of one delivery address in one call (LMTP RCPT,
+        ``mailbag deliver``): for each candidate ``(names, folders)`` in order,
+        an account named like one of ``names``, else an alias of one of them;
+        the first hit wins. Then the first of ``folders`` that exists and can
+        hold messages, else INBOX. Exact (no cache): it sees every commit."""
+        ...

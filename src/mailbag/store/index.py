@@ -16,12 +16,15 @@ memory, and are written back to the store when a mailbox leaves the cache.
 from __future__ import annotations
 
 import asyncio
+import logging
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailbag.store.api import Changes, MailboxInfo, MessageMeta, NotFound, Store
+
+log = logging.getLogger(__name__)
 
 KEEP_UNUSED = 64   # mailboxes kept after their last session leaves
 
@@ -40,6 +43,12 @@ class MailboxIndex:
     saved_recent: int = 1    # first_recent as the store has it
     users: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Per-mailbox change listeners (the sessions that have it selected): a
+    # change costs work in proportion to them, not to all connections.
+    watchers: set[Callable[[int, int], None]] = field(default_factory=set)
+    # changes_since answers shared by the sessions a change wakes, by the
+    # modseq asked from; cleared when the feed announces a newer change.
+    shared: dict[int, asyncio.Future[Changes]] = field(default_factory=dict)
     _unseen: tuple[int, int | None] = (-1, None)   # (modseq, position) memo
 
     def first_unseen(self) -> int | None:
@@ -125,8 +134,33 @@ class IndexCache:
 
     def _on_change(self, mailbox_id: int, modseq: int) -> None:
         index = self._indexes.get(mailbox_id)
-        if index is not None and modseq > index.target:
+        if index is None:
+            return
+        if modseq > index.target:
             index.target = modseq
+        index.shared.clear()      # a new commit: earlier answers are stale
+        for watcher in list(index.watchers):
+            try:
+                watcher(mailbox_id, modseq)
+            except Exception:
+                log.exception("mailbox watcher failed")
+
+    async def changes_since(self, index: MailboxIndex, since: int) -> Changes:
+        """``store.changes_since`` for *index*'s mailbox, asked once for all
+        the sessions that want it from the same modseq (one APPEND wakes
+        every session idling in the mailbox, all at the same modseq)."""
+        fut = index.shared.get(since)
+        if fut is not None and fut.done() and (
+                fut.cancelled() or fut.exception() is not None
+                or fut.result().highestmodseq < index.target):
+            fut = None
+        if fut is None:
+            if len(index.shared) >= 16:
+                index.shared.clear()
+            fut = asyncio.ensure_future(self.store.changes_since(index.mailbox_id, since))
+            index.shared[since] = fut
+        # shield: one waiter being cancelled must not cancel the others' query.
+        return await asyncio.shield(fut)
 
     def peek(self, info: MailboxInfo) -> MailboxIndex | None:
         """The cached index of *info*'s mailbox, if any (not refreshed)."""

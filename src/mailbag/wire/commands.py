@@ -177,6 +177,22 @@ class SearchModseq:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDate:
+    """RFC 8514 §4 SAVEDBEFORE/SAVEDON/SAVEDSINCE (on the save date)."""
+
+    op: L["BEFORE", "ON", "SINCE"]
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """RFC 8474 §6 EMAILID/THREADID objectid."""
+
+    kind: L["EMAILID", "THREADID"]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -197,6 +213,7 @@ class SearchAnd:
 SearchKey = (
     SearchAll | SearchFlag | SearchHeader | SearchText | SearchDate | SearchWithin
     | SearchSize | SearchSet | SearchModseq | SearchNot | SearchOr | SearchAnd
+    | SearchSaveDate | SearchObjectId
 )
 
 # RETURN options of ESEARCH (RFC 4731), SEARCHRES (RFC 5182) SAVE and
@@ -359,6 +376,12 @@ class AppendMessage:
 class Append(Command):
     mailbox: str
     messages: tuple[AppendMessage, ...]  # more than one: MULTIAPPEND
+
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """COMPRESS (RFC 4978 §3)."""
+    mechanism: str                      # upper-cased; only DEFLATE exists
 
 
 @dataclass(frozen=True, slots=True)

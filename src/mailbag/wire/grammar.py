@@ -6,7 +6,8 @@ wire/commands.py: ENABLE (RFC 5161), SASL-IR (RFC 4959), CONDSTORE/QRESYNC
 CREATE (RFC 6154 §3), MULTIAPPEND (RFC 3502), CATENATE (RFC 4469), SORT/THREAD (RFC 5256, RFC 5957),
 ESORT and CONTEXT (RFC 5267; in wire/sort_grammar.py), BINARY (RFC 3516), ESEARCH
 (RFC 4731), SEARCHRES (RFC 5182), UIDPLUS (RFC 4315), MOVE (RFC 6851),
-UNSELECT (RFC 3691), ID (RFC 2971), IDLE (RFC 2177).
+UNSELECT (RFC 3691), ID (RFC 2971), IDLE (RFC 2177), GETQUOTA/GETQUOTAROOT/
+SETQUOTA (RFC 9208; in wire/quota_grammar.py).
 
 ``parse_command`` works on a framed command (see wire/lexer.py) and raises
 ParseError for bad syntax or Incomplete when the command goes on in a literal
@@ -25,6 +26,7 @@ from mailbag.wire import commands as c
 from mailbag.wire.dates import parse_datetime
 from mailbag.wire.fetch_grammar import parse_fetch_items, parse_fetch_modifiers
 from mailbag.wire.lexer import TAG_CHARS, ParseError, Reader
+from mailbag.wire.quota_grammar import parse_getquota, parse_getquotaroot, parse_setquota
 from mailbag.wire.search_grammar import SearchParser
 from mailbag.wire.sort_grammar import (
     parse_cancelupdate,
@@ -36,7 +38,7 @@ from mailbag.wire.sort_grammar import (
 
 STATUS_ITEMS = frozenset({
     "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
-    "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID",
+    "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID", "DELETED-STORAGE",
 })
 LIST_SELECT_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
@@ -468,8 +470,24 @@ class _Grammar:
     def thread(self, uid: bool) -> c.Command:
         return parse_thread(self.r, self.tag, uid, self.max_nesting)
 
+    def compress(self, name: str) -> c.Command:
+        r = self.r
+        r.sp("a space before the compression mechanism")
+        mechanism = r.keyword("a compression mechanism")
+        r.end(name)
+        return c.Compress(self.tag, mechanism)
+
     def cancelupdate(self, name: str) -> c.Command:
         return parse_cancelupdate(self.r, self.tag)
+
+    def getquota(self, name: str) -> c.Command:
+        return parse_getquota(self.r, self.tag)
+
+    def getquotaroot(self, name: str) -> c.Command:
+        return parse_getquotaroot(self.r, self.tag)
+
+    def setquota(self, name: str) -> c.Command:
+        return parse_setquota(self.r, self.tag)
 
     _COMMANDS: dict[str, Callable[[_Grammar, str], c.Command]] = {}
     _UID: dict[str, Callable[[_Grammar, bool], c.Command]] = {}
@@ -502,6 +520,9 @@ _Grammar._COMMANDS = {
     "MOVE": _as_plain(_Grammar.move),
     "SORT": _as_plain(_Grammar.sort), "THREAD": _as_plain(_Grammar.thread),
     "CANCELUPDATE": _Grammar.cancelupdate,
+    "COMPRESS": _Grammar.compress,
+    "GETQUOTA": _Grammar.getquota, "GETQUOTAROOT": _Grammar.getquotaroot,
+    "SETQUOTA": _Grammar.setquota,
 }
 _Grammar._UID = {
     "SEARCH": _Grammar.search, "FETCH": _Grammar.fetch, "STORE": _Grammar.store,

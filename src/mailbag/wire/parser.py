@@ -83,6 +83,14 @@ class CommandParser:
         self._state = _State.LINE
         self._reset_command()
 
+    def take_buffer(self) -> bytes:
+        """Hand back the unread input and forget it: after COMPRESS (RFC 4978
+        §3) what the client sent next is compressed and must be inflated
+        before it is parsed."""
+        data = bytes(self._buf)
+        self.discard_buffer()
+        return data
+
     def cancel_literal(self) -> None:
         """The session refused a synchronizing literal after NeedContinuation
         (it sent a tagged NO/BAD instead of '+'): the client will not send the

@@ -1,6 +1,8 @@
 """SEARCH criteria: "search-key" of RFC 9051 §6.4.4/§9 plus the RFC 3501 keys
 NEW, OLD and RECENT, CONDSTORE MODSEQ (RFC 7162 §3.1.5), WITHIN OLDER/YOUNGER
-(RFC 5032) and the SEARCHRES '$' set (RFC 5182); "search-return-opts" of
+(RFC 5032), the SEARCHRES '$' set (RFC 5182), SAVEDBEFORE/SAVEDON/SAVEDSINCE
+and SAVEDATESUPPORTED (RFC 8514 §4), EMAILID/THREADID (RFC 8474 §6);
+"search-return-opts" of
 ESEARCH (RFC 4731) with SAVE (RFC 5182).
 """
 
@@ -17,8 +19,10 @@ from mailbag.wire.commands import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchReturn,
+    SearchSaveDate,
     SearchSet,
     SearchSize,
     SearchText,
@@ -43,6 +47,11 @@ _DATE_KEYS: dict[str, tuple[Literal["BEFORE", "ON", "SINCE"], bool]] = {
     "BEFORE": ("BEFORE", False), "ON": ("ON", False), "SINCE": ("SINCE", False),
     "SENTBEFORE": ("BEFORE", True), "SENTON": ("ON", True), "SENTSINCE": ("SINCE", True),
 }
+_SAVED_KEYS: dict[str, Literal["BEFORE", "ON", "SINCE"]] = {
+    "SAVEDBEFORE": "BEFORE", "SAVEDON": "ON", "SAVEDSINCE": "SINCE",
+}
+# RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+_OBJECTID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
 _SEQ_START = DIGITS | frozenset(b"*$")
 
@@ -107,6 +116,19 @@ class SearchParser:
             op, sent = _DATE_KEYS[name]
             r.sp(f"a space after {name}")
             return SearchDate(op, sent, r.date(f"a date after {name}"))
+        if name in _SAVED_KEYS:
+            r.sp(f"a space after {name}")
+            return SearchSaveDate(_SAVED_KEYS[name], r.date(f"a date after {name}"))
+        if name == "SAVEDATESUPPORTED":
+            # Every mailbag mailbox keeps save dates (RFC 8514 §4).
+            return SearchAll()
+        if name in ("EMAILID", "THREADID"):
+            r.sp(f"a space after {name}")
+            oid = r.take_while(_OBJECTID_CHARS)
+            if not 1 <= len(oid) <= 255:
+                raise r.fail(f"an object id (letters, digits, '_', '-') after {name}")
+            return SearchObjectId("EMAILID" if name == "EMAILID" else "THREADID",
+                                  oid.decode("ascii"))
         if name in ("LARGER", "SMALLER"):
             r.sp(f"a space after {name}")
             return SearchSize(name == "LARGER", r.number(f"a size after {name}", wide=True))

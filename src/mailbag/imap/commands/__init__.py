@@ -3,6 +3,7 @@ package registers them all in imap.registry.REGISTRY."""
 
 from mailbag.imap.commands import (  # noqa: F401
     append,
+    compress,
     context,
     fetch,
     general,
@@ -11,6 +12,7 @@ from mailbag.imap.commands import (  # noqa: F401
     login,
     mailboxes,
     messages,
+    quota,
     search,
     select,
     sort,

@@ -1,6 +1,6 @@
 """FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3501 RFC822* items;
-RFC 3516 BINARY; RFC 7162 §3.1.4-3.1.5 MODSEQ and CHANGEDSINCE; RFC 8970
-PREVIEW; RFC 8514 SAVEDATE; RFC 8474 EMAILID/THREADID).
+RFC 3516 BINARY; RFC 7162 §3.1.4-3.1.5 MODSEQ and CHANGEDSINCE, §3.2.6
+VANISHED; RFC 8970 PREVIEW; RFC 8514 SAVEDATE; RFC 8474 EMAILID/THREADID).
 
 Everything but body sections comes from the facts stored at ingest; the blob
 is read only when a body section is asked for.
@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailbag.imap.registry import SELECTED, CommandError, Reply, bad, command
-from mailbag.imap.selected import SelectedMailbox, flags_str
+from mailbag.imap.search import email_id
+from mailbag.imap.selected import SelectedMailbox, Spans, flags_str
 from mailbag.mime.message import ParsedMessage
 from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
@@ -175,7 +176,7 @@ def render_item(
     if name == "SAVEDATE":
         return [b"SAVEDATE " + format_internaldate(rec.savedate)]
     if name == "EMAILID":
-        return [b"EMAILID (M" + rec.blob_id[:24].encode() + b")"]
+        return [b"EMAILID (" + email_id(rec.blob_id).encode() + b")"]
     if name == "THREADID":
         return [b"THREADID NIL"]
     assert facts is not None, "FROM_RECORD must list every item answered above"
@@ -286,14 +287,15 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
     items = list(cmd.items)
     names = {a.name for a in items}
     mods = cmd.modifiers
-    if mods.vanished:
-        raise bad("VANISHED needs QRESYNC")
+    if mods.vanished and not s.qresync:
+        raise bad("The VANISHED modifier needs ENABLE QRESYNC first")
     if mods.changedsince is not None or s.condstore:
         if mods.changedsince is not None:
             s.enabled.add("CONDSTORE")
         if "MODSEQ" not in names and (mods.changedsince is not None or "FLAGS" in names):
             items.append(FetchAtt("MODSEQ"))
-    if cmd.uid and "UID" not in names:
+    # Under QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
+    if (cmd.uid or s.qresync) and "UID" not in names:
         items.insert(0, FetchAtt("UID"))
     if (mods.changedsince is None and not cmd.set.saved and sel.aligned()
             and all(a.name in VIEW_ONLY for a in items)):
@@ -301,10 +303,19 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
         # index, without a (seq, uid) pair per message.
         await _fetch_view_spans(s, sel, _spans(sel, cmd.set, cmd.uid), items)
         return Reply(text="FETCH completed")
-    pairs = sel.resolve_pairs(cmd.set, cmd.uid)
     if mods.changedsince is not None:
-        since = mods.changedsince
-        pairs = [(q, u) for q, u in pairs if (sel.modseq_of(u) or 0) > since]
+        # The store finds what changed by its modseq index: the cost follows
+        # the changes, not the size of the set (RFC 7162 §3.1.4, §3.2.6).
+        changes = await s.store.changes_since(sel.info.id, mods.changedsince)
+        if mods.vanished:
+            star = max(changes.uidnext - 1, sel.uids[-1] if sel.uids else 0)
+            line = sel.vanished_earlier(changes.expunged, Spans(cmd.set, star))
+            if line is not None:
+                s.send(line)
+        pairs = sel.changed_pairs(cmd.set, cmd.uid, (m.uid for m in changes.changed),
+                                  mods.changedsince)
+    else:
+        pairs = sel.resolve_pairs(cmd.set, cmd.uid)
     uids = [u for _, u in pairs]
 
     if not sel.readonly and any(_sets_seen(a) for a in items):

@@ -1,5 +1,5 @@
 """Commands valid in any state: CAPABILITY, NOOP, LOGOUT (RFC 9051 §6.1),
-ENABLE (RFC 5161, RFC 9051 §6.3.1), ID (RFC 2971), CHECK (RFC 3501 §6.4.1).
+ENABLE (RFC 5161, RFC 9051 §6.3.1, RFC 7162 §3.2.3), ID (RFC 2971), CHECK (RFC 3501 §6.4.1).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ async def logout(s: Session, cmd: Logout) -> Reply:
 async def enable(s: Session, cmd: Enable) -> Reply:
     newly = []
     for cap in cmd.capabilities:
-        if cap == "QRESYNC" or cap not in ENABLEABLE or cap in s.enabled:
+        # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3): Session.condstore says so.
+        if cap not in ENABLEABLE or cap in s.enabled:
             continue
         s.enabled.add(cap)
         newly.append(cap)

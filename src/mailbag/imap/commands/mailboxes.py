@@ -1,7 +1,8 @@
 """Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE
 (RFC 9051 §6.3.4-6.3.8), CREATE-SPECIAL-USE (RFC 6154 §3), NAMESPACE
 (RFC 2342, RFC 9051 §6.3.10) and STATUS (RFC 9051 §6.3.11, STATUS=SIZE,
-CONDSTORE HIGHESTMODSEQ RFC 7162 §3.1.8).
+CONDSTORE HIGHESTMODSEQ RFC 7162 §3.1.8, APPENDLIMIT RFC 7889 §3.2, MAILBOXID
+RFC 8474 §4, DELETED-STORAGE RFC 9208 §4.2).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailbag.imap import names
+from mailbag.imap.capabilities import append_limit
 from mailbag.imap.registry import AUTH, CommandError, Reply, bad, command
 from mailbag.store.api import INBOX, SEPARATOR, MailboxInfo
 from mailbag.wire.commands import Create, Delete, Namespace, Rename, Status, Subscribe, Unsubscribe
@@ -18,8 +20,17 @@ if TYPE_CHECKING:
     from mailbag.imap.session import Session
 
 SPECIAL_USE = {"\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH"}
+VIRTUAL_USE = {"\\ALL", "\\FLAGGED"}
 STATUS_ITEMS = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
-                "HIGHESTMODSEQ"}
+                "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID", "DELETED-STORAGE"}
+
+
+def mailbox_id(info: MailboxInfo) -> str:
+    """MAILBOXID (RFC 8474 §4): the row id never changes on RENAME and is
+    never reused (AUTOINCREMENT); the UIDVALIDITY part makes a mailbox
+    re-created in the place of a deleted one (a kept placeholder row, see
+    store/sqlite/mailbox_ops.create_mailbox) a new object, as §4.1 requires."""
+    return f"F{info.id:x}-{info.uidvalidity:x}"
 
 
 def _new_name(s: Session, raw: str) -> str:
@@ -42,6 +53,11 @@ async def create(s: Session, cmd: Create) -> Reply:
         attr = cmd.special_use[0]
         if attr.upper() not in SPECIAL_USE:
             raise CommandError(f"Unsupported special-use attribute {attr}", "USEATTR")
+        if attr.upper() in VIRTUAL_USE:
+            # RFC 6154 §2: \All and \Flagged name virtual views of other
+            # mailboxes; a plain mailbox marked so would mislead clients.
+            raise CommandError(f"{attr} names a virtual mailbox, which mailbag has not",
+                               "USEATTR")
         use = "\\" + attr[1:].capitalize()
     await s.store.create_mailbox(s.require_account().id, name, use)
     return Reply(text="CREATE completed")
@@ -126,6 +142,14 @@ async def status_line(s: Session, info: MailboxInfo, items: tuple[str, ...]) -> 
             n = await _recent(s, info)
         elif item == "HIGHESTMODSEQ":
             n = info.highestmodseq
+        elif item == "APPENDLIMIT":
+            n = append_limit(s)
+        elif item == "MAILBOXID":
+            values.append(f"MAILBOXID ({mailbox_id(info)})")
+            continue
+        elif item == "DELETED-STORAGE":
+            # In the unit of the STORAGE quota resource, 1024 octets.
+            n = -(-await s.store.deleted_size(info.id) // 1024) if info.deleted else 0
         else:  # pragma: no cover - validated by the caller
             continue
         values.append(f"{item} {n}")

@@ -60,7 +60,8 @@ async def store(s: Session, cmd: Store) -> Reply:
                 continue   # expunged meanwhile by another session
             new_flags, modseq = current, current_modseq
         # str formatting, encoded once: STORE 1:* echoes every message.
-        uid_item = f"UID {uid} " if cmd.uid else ""
+        # Under QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
+        uid_item = f"UID {uid} " if cmd.uid or s.qresync else ""
         if cmd.silent:
             lines.append(f"* {seq} FETCH ({uid_item}MODSEQ ({modseq}))\r\n")
             continue

@@ -28,7 +28,7 @@ from mailbag.store.api import (
     StoreResult,
 )
 from mailbag.store.ingest import PreparedMessage
-from mailbag.store.sqlite import queries, rows
+from mailbag.store.sqlite import queries, rows, search_ops
 from mailbag.store.sqlite.writer import Txn
 
 
@@ -88,11 +88,13 @@ def _ensure_message(txn: Txn, msg: PreparedMessage) -> int:
          msg.inline),
     )
     message_id = int(cur.lastrowid or 0)
+    texts = (msg.search_headers, msg.search_body, *msg.search_fields)
     conn.execute(
         "INSERT INTO message_text (message_id, headers, body,"
         " f_from, f_to, f_cc, f_bcc, f_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (message_id, msg.search_headers, msg.search_body, *msg.search_fields),
+        (message_id, *texts),
     )
+    search_ops.index_message(conn, message_id, texts)
     return message_id
 
 
@@ -297,6 +299,7 @@ def drop_unreferenced(txn: Txn, message_ids: Iterable[int]) -> None:
         row = conn.execute("SELECT blob_id FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             continue
+        search_ops.unindex_messages(conn, (message_id,))
         conn.execute("DELETE FROM message_text WHERE message_id = ?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
         txn.effects.dropped_blobs.add(row[0])

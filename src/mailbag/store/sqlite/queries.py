@@ -17,7 +17,7 @@ from mailbag.store.api import (
     StoreError,
     TextWhere,
 )
-from mailbag.store.sqlite import rows
+from mailbag.store.sqlite import rows, search_ops
 
 
 def uid_list(uids: Sequence[int]) -> str:
@@ -104,6 +104,18 @@ def count_from(conn: sqlite3.Connection, mailbox_id: int, first_uid: int) -> int
     return int(row[0])
 
 
+def deleted_size(conn: sqlite3.Connection, mailbox_id: int) -> int:
+    """Bytes of the messages flagged \\Deleted (STATUS DELETED-STORAGE,
+    RFC 9208 §4.2): the partial index holds exactly those rows."""
+    row = conn.execute(
+        "SELECT coalesce(sum(m.size), 0) FROM mailbox_messages mm"
+        " JOIN messages m ON m.id = mm.message_id"
+        " WHERE mm.mailbox_id = ? AND mm.deleted = 1",
+        (mailbox_id,),
+    ).fetchone()
+    return int(row[0])
+
+
 def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Changes:
     box = mailbox_by_id(conn, mailbox_id)
     changed = conn.execute(
@@ -136,31 +148,11 @@ def fetch_records(
     return [rows.record(r) for r in cur]
 
 
-_TEXT_CONDITIONS: dict[str, str] = {
-    "BODY": "instr(t.body, ?1) > 0",
-    "TEXT": "(instr(t.headers, ?1) > 0 OR instr(t.body, ?1) > 0)",
-    "FROM": "instr(t.f_from, ?1) > 0",
-    "TO": "instr(t.f_to, ?1) > 0",
-    "CC": "instr(t.f_cc, ?1) > 0",
-    "BCC": "instr(t.f_bcc, ?1) > 0",
-    "SUBJECT": "instr(t.f_subject, ?1) > 0",
-}
-
-
 def search_text(
     conn: sqlite3.Connection, mailbox_id: int, where: TextWhere, needle: str
 ) -> set[int]:
-    # The stored text is casefolded at ingest, so casefolding the needle makes
-    # instr() a Unicode case-insensitive substring test.
-    key = needle.casefold()
-    condition = _TEXT_CONDITIONS[where]
-    cur = conn.execute(
-        "SELECT mm.uid FROM mailbox_messages mm"
-        " JOIN message_text t ON t.message_id = mm.message_id"
-        f" WHERE mm.mailbox_id = ?2 AND {condition}",
-        (key, mailbox_id),
-    )
-    return {r[0] for r in cur}
+    # The text index and its scan fallback live in search_ops.
+    return search_ops.search_text(conn, mailbox_id, where, needle)
 
 
 def referenced_blobs(conn: sqlite3.Connection) -> set[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1 = """
 CREATE TABLE meta (
@@ -153,8 +153,22 @@ CREATE TABLE aliases (
 CREATE INDEX aliases_account ON aliases (account_id);
 """
 
+# The SEARCH text index (store/sqlite/search_ops.py): FTS5 trigrams over
+# message_text, which keeps the text (external content), keyed by message id.
+# case_sensitive 1: the text is already casefolded (Python's full casefold).
+# detail=column: candidates only (instr() checks them), at a fraction of the
+# size of positions. The backfill indexes every existing row.
+_V4 = """
+CREATE VIRTUAL TABLE message_fts USING fts5(
+    headers, body, f_from, f_to, f_cc, f_bcc, f_subject,
+    content='message_text', content_rowid='message_id',
+    tokenize='trigram case_sensitive 1', detail='column'
+);
+INSERT INTO message_fts (message_fts) VALUES ('rebuild');
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 
 def configure(conn: sqlite3.Connection) -> None:
