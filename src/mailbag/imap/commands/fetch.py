@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from mailbag.imap.session import Session
 
 BATCH = 200
-VIEW_BATCH = 5000     # UID/FLAGS/MODSEQ only: nothing to load per batch
+# UID/FLAGS/MODSEQ only: nothing to load per batch. Small enough that the
+# client starts parsing while the rest is being formatted.
+VIEW_BATCH = 1000
 SETS_SEEN = {"RFC822", "RFC822.TEXT"}
 
 
@@ -252,7 +254,8 @@ async def fetch_messages(
         positions = _positions(sel, batch)
         records: dict[int, MessageRecord] = {}
         if need_record:
-            for r in await s.store.fetch_records(sel.info.id, [u for _, u in batch]):
+            for r in await s.store.fetch_records(sel.info.id, [u for _, u in batch],
+                                                 facts=need_facts):
                 records[r.uid] = r
         if not need_record:
             s.send(b"".join(_view_lines(sel, batch, positions, items)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -78,5 +79,11 @@ def to_stamp(when: datetime) -> tuple[int, int]:
     return int(when.timestamp()), int(offset.total_seconds() // 60)
 
 
+@functools.lru_cache(maxsize=256)
+def _zone(offset_minutes: int) -> timezone:
+    # A mailbox has a handful of distinct UTC offsets: one object each.
+    return timezone(timedelta(minutes=offset_minutes))
+
+
 def from_stamp(seconds: int, offset_minutes: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone(timedelta(minutes=offset_minutes)))
+    return datetime.fromtimestamp(seconds, _zone(offset_minutes))

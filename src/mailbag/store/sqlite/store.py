@@ -69,6 +69,8 @@ DB_NAME = "mailbag.sqlite3"
 # Messages whose compressed form is at most this big live in their database
 # row; bigger ones (attachments) in blob files, so the database stays compact.
 INLINE_MAX = 128 * 1024
+# FETCHes of at most this many messages read their records on the event loop.
+QUICK_RECORDS = 64
 # How often the database is checked for commits made by other processes
 # (`mailbag deliver` or `mailbag import` run beside the server).
 WATCH_INTERVAL = 0.25
@@ -360,8 +362,14 @@ class SqliteStore:
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         return await self._read(queries.changes_since, mailbox_id, modseq)
 
-    async def fetch_records(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
-        return await self._read(queries.fetch_records, mailbox_id, list(uids))
+    async def fetch_records(
+        self, mailbox_id: int, uids: Sequence[int], facts: bool = True
+    ) -> list[MessageRecord]:
+        if len(uids) <= QUICK_RECORDS:
+            # A client opening a folder fetches a screenful of envelopes:
+            # one indexed query, cheaper here than a thread hand-off.
+            return queries.fetch_records(self._quick_conn(), mailbox_id, list(uids), facts)
+        return await self._read(queries.fetch_records, mailbox_id, list(uids), facts)
 
     async def read_blob(self, blob_id: str) -> bytes:
         if not is_blob_id(blob_id):
@@ -448,6 +456,11 @@ class SqliteStore:
         # (DESIGN.md allows small indexed queries there): handing them to the
         # reader pool cost more than the queries themselves (bench/lmtp.py:
         # ~0.7 ms of CPU per message for two hand-offs).
+        return alias_ops.find_recipient(self._quick_conn(), candidates)
+
+    def _quick_conn(self) -> sqlite3.Connection:
+        """A read connection used on the event loop itself, for queries so
+        small that a hand-off to the reader pool costs more than they do."""
         if self._writer is None:
             raise RuntimeError("the store is not open")
         if self._quick is None:
@@ -455,7 +468,7 @@ class SqliteStore:
                                           check_same_thread=False)
             configure(self._quick)
             self._quick.execute("PRAGMA query_only = ON")
-        return alias_ops.find_recipient(self._quick, candidates)
+        return self._quick
 
     # -- change feed
 
