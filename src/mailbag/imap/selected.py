@@ -144,26 +144,36 @@ class SelectedMailbox:
     def resolve_pairs(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
         """(sequence number, UID) pairs addressed by a set, ascending: what
         resolve() gives, without a UID -> sequence number lookup per message."""
-        if seqset.saved or not self.uids:
+        if seqset.saved:
             return [(q, u) for u in self.resolve(seqset, uid)
                     if (q := self.seq_of(u)) is not None]
         uids = self.uids
-        spans: list[tuple[int, int]] = []        # [lo, hi) positions
+        return [(i + 1, uids[i]) for lo, hi in self.spans(seqset, uid) for i in range(lo, hi)]
+
+    def spans(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        """The [lo, hi) positions in the view a sequence or UID set names
+        (not '$'), merged and ascending."""
+        uids = self.uids
+        if not uids:
+            return []
+        raw: list[tuple[int, int]] = []
         if uid:
             star = uids[-1]
             for r in seqset.ranges:
                 a, b = r.bounds(star)
-                spans.append((bisect_left(uids, a), bisect_left(uids, b + 1)))
+                raw.append((bisect_left(uids, a), bisect_left(uids, b + 1)))
         else:
             star = len(uids)
             for r in seqset.ranges:
                 a, b = r.bounds(star)
-                spans.append((max(a, 1) - 1, min(b, star)))
-        if len(spans) == 1:
-            lo, hi = spans[0]
-            return list(zip(range(lo + 1, hi + 1), uids[lo:hi], strict=True))
-        positions = sorted({i for lo, hi in spans for i in range(lo, hi)})
-        return [(i + 1, uids[i]) for i in positions]
+                raw.append((max(a, 1) - 1, min(b, star)))
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted(x for x in raw if x[0] < x[1]):
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        return merged
 
     def seq_out_of_range(self, seqset: SequenceSet) -> bool:
         """True when a sequence set names a number above EXISTS (BAD per RFC)."""

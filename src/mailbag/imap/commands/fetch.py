@@ -8,7 +8,6 @@ is read only when a body section is asked for.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,7 @@ from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import UnknownEncoding, binary_section, section_bytes
 from mailbag.mime.unbinary import without_nul
 from mailbag.store.api import MessageRecord
-from mailbag.wire.commands import Fetch, FetchAtt, Section, SequenceSet
+from mailbag.wire.commands import Fetch, FetchAtt, Section
 from mailbag.wire.dates import format_internaldate
 from mailbag.wire.values import Literal, quoted_or_literal
 
@@ -99,31 +98,6 @@ def _view_lines(sel: SelectedMailbox, batch: Sequence[tuple[int, int]],
             out.append(b"* %d FETCH (%b)\r\n" % (seq, b" ".join(
                 [render_view_item(sel, att, uid, pos) for att in items])))
     return out
-
-
-def _spans(sel: SelectedMailbox, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
-    """The [lo, hi) positions a sequence or UID set names, merged, ascending."""
-    uids = sel.uids
-    if not uids:
-        return []
-    raw: list[tuple[int, int]] = []
-    if uid:
-        star = uids[-1]
-        for r in seqset.ranges:
-            a, b = r.bounds(star)
-            raw.append((bisect_left(uids, a), bisect_left(uids, b + 1)))
-    else:
-        star = len(uids)
-        for r in seqset.ranges:
-            a, b = r.bounds(star)
-            raw.append((max(a, 1) - 1, min(b, star)))
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(x for x in raw if x[0] < x[1]):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
 
 
 async def _fetch_view_spans(s: Session, sel: SelectedMailbox, spans: list[tuple[int, int]],
@@ -304,7 +278,7 @@ async def fetch(s: Session, cmd: Fetch) -> Reply:
             and all(a.name in VIEW_ONLY for a in items)):
         # Every client's resync (`UID FETCH 1:* (FLAGS)`): straight from the
         # index, without a (seq, uid) pair per message.
-        await _fetch_view_spans(s, sel, _spans(sel, cmd.set, cmd.uid), items)
+        await _fetch_view_spans(s, sel, sel.spans(cmd.set, cmd.uid), items)
         return Reply(text="FETCH completed")
     if mods.changedsince is not None:
         # The store finds what changed by its modseq index: the cost follows

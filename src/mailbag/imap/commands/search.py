@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mailbag.imap import context
-from mailbag.imap.commands.sort import partial_item
+from mailbag.imap.commands.sort import esearch_line
 from mailbag.imap.registry import SELECTED, CommandError, Reply, command
 from mailbag.imap.search import SearchContext, search, search_with_modseq
 from mailbag.imap.selected import compress_uids
@@ -98,21 +98,7 @@ async def search_command(s: Session, cmd: Search) -> Reply:
         opts.discard("SAVE")
         if not opts and not update:
             return Reply(text="SEARCH completed")
-    values = ids(uids)
-    parts = [b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")']
-    if cmd.uid:
-        parts.append(b"UID")
-    if "MIN" in opts and values:
-        parts.append(b"MIN %d" % values[0])
-    if "MAX" in opts and values:
-        parts.append(b"MAX %d" % values[-1])
-    if "ALL" in opts and values:
-        parts.append(b"ALL " + compress_uids(values))
-    if "COUNT" in opts:
-        parts.append(b"COUNT %d" % len(values))
-    if "PARTIAL" in opts and cmd.partial is not None:
-        parts.append(partial_item(values, cmd.partial))
-    if with_modseq and values and modseq is not None:
-        parts.append(b"MODSEQ %d" % modseq)
-    s.send(b" ".join(parts) + b"\r\n")
+    s.send(esearch_line(cmd.tag, cmd.uid, opts, ids(uids), compress_uids, cmd.partial,
+                        modseq if with_modseq else None))
     return Reply(text="SEARCH completed")
+

@@ -6,7 +6,7 @@ and UPDATE of CONTEXT=SORT (RFC 5267 §4; updates in imap/context.py), SEARCHRES
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,29 @@ def partial_item(values: Sequence[int], partial: PartialRange) -> bytes:
                                     ordered_set(chosen) if chosen else b"NIL")
 
 
+def esearch_line(tag: str, uid: bool, opts: Collection[str], values: Sequence[int],
+                 render_all: Callable[[Sequence[int]], bytes], partial: PartialRange | None,
+                 modseq: int | None) -> bytes:
+    """`* ESEARCH (TAG "t") [UID] MIN/MAX/ALL/COUNT/PARTIAL/MODSEQ` for SEARCH
+    and SORT (RFC 4731 §3.1, RFC 5267 §3.1, §4.4; RFC 7162 §3.1.5)."""
+    parts = [b'* ESEARCH (TAG "' + tag.encode() + b'")']
+    if uid:
+        parts.append(b"UID")
+    if "MIN" in opts and values:
+        parts.append(b"MIN %d" % values[0])
+    if "MAX" in opts and values:
+        parts.append(b"MAX %d" % values[-1])
+    if "ALL" in opts and values:
+        parts.append(b"ALL " + render_all(values))
+    if "COUNT" in opts:
+        parts.append(b"COUNT %d" % len(values))
+    if "PARTIAL" in opts and partial is not None:
+        parts.append(partial_item(values, partial))
+    if values and modseq is not None:
+        parts.append(b"MODSEQ %d" % modseq)
+    return b" ".join(parts) + b"\r\n"
+
+
 def numbers(sel: SelectedMailbox, uids: Sequence[int], uid: bool) -> list[int]:
     if uid:
         return list(uids)
@@ -135,20 +158,5 @@ async def sort_command(s: Session, cmd: Sort) -> Reply:
         opts.discard("SAVE")
         if not opts and not update:
             return Reply(text="SORT completed")
-    parts = [b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")']
-    if cmd.uid:
-        parts.append(b"UID")
-    if "MIN" in opts and values:
-        parts.append(b"MIN %d" % values[0])
-    if "MAX" in opts and values:
-        parts.append(b"MAX %d" % values[-1])
-    if "ALL" in opts and values:
-        parts.append(b"ALL " + ordered_set(values))
-    if "COUNT" in opts:
-        parts.append(b"COUNT %d" % len(values))
-    if "PARTIAL" in opts and cmd.partial is not None:
-        parts.append(partial_item(values, cmd.partial))
-    if values and modseq is not None:
-        parts.append(b"MODSEQ %d" % modseq)
-    s.send(b" ".join(parts) + b"\r\n")
+    s.send(esearch_line(cmd.tag, cmd.uid, opts, values, ordered_set, cmd.partial, modseq))
     return Reply(text="SORT completed")
