@@ -177,3 +177,30 @@ def test_scram_secrets_made_at_next_plain_login(auth_server) -> None:
         stored = conn.execute(
             "SELECT scram_sha256 FROM accounts WHERE name = 'carol'").fetchone()[0]
     assert stored.startswith("SCRAM-SHA-256$4096:")
+
+
+def test_revoke_ends_an_open_pop3_session_without_its_deletions(auth_server) -> None:
+    secret = add_app_password(auth_server, "dave", "old-phone")
+    c = imaplib.IMAP4("127.0.0.1", auth_server.imap_port, timeout=30)
+    c.login("dave", "dave-pw")
+    c.append("INBOX", None, None, b"Subject: keep me\r\n\r\nbody\r\n")
+    c.select("INBOX")
+    typ, data = c.search(None, "ALL")
+    before = len(data[0].split())
+    pop = socket.create_connection(("127.0.0.1", auth_server.pop3_port), timeout=30)
+    assert pop.recv(4096).startswith(b"+OK")
+    pop.sendall(f"USER dave\r\nPASS {secret}\r\nDELE 1\r\n".encode())
+    buf = b""
+    while buf.count(b"+OK") < 3:
+        chunk = pop.recv(4096)
+        assert chunk, buf
+        buf += chunk
+    r = auth_server.cli("app-password", "revoke", "dave", "old-phone")
+    assert r.returncode == 0, r.stderr
+    assert b"-ERR [AUTH] Credential revoked" in wait_closed(pop)
+    pop.close()
+    # The revoked device's DELE never reached the UPDATE state.
+    c.noop()
+    typ, data = c.search(None, "ALL")
+    assert len(data[0].split()) == before
+    c.logout()

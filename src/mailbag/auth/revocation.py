@@ -38,7 +38,8 @@ def end_session(session: Any) -> None:
     when it waits in IDLE or mid-command: a revoked device loses access now)."""
     session.closing = True
     with contextlib.suppress(Exception):
-        session.writer.write(BYE)
+        # POP3 sessions say it their own way (and so commit no DELE).
+        session.writer.write(getattr(session, "REVOKED_BYE", BYE))
         session.writer.close()
 
 

@@ -14,6 +14,7 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
+from mailbag.auth import revocation
 from mailbag.auth.sasl import (
     Cancel,
     Challenge,
@@ -43,12 +44,16 @@ def _require_secure(s: Pop3Session) -> None:
 
 
 async def _login(s: Pop3Session, username: str, password: bytes, mech: str) -> None:
-    account = await s.ctx.authenticator.login(
+    result = await s.ctx.authenticator.login_password(
         username, password, s.remote_ip, proto="pop3", mech=mech
     )
-    if account is None:
+    if result is None:
         raise Pop3Error("Authentication failed", "AUTH")
-    await s.enter_transaction(account, mech)
+    await s.enter_transaction(result.account, mech)
+    # Revoking an app password ends this session too (auth/revocation.py).
+    s.credential_id = result.credential
+    if result.credential.startswith("app:"):
+        revocation.watch(s.ctx)
 
 
 @command("STLS", AUTHORIZATION)

@@ -56,6 +56,9 @@ class Pop3Context:
 
 
 class Pop3Session:
+    # What auth/revocation.py sends before closing a revoked device's session.
+    REVOKED_BYE = b"-ERR [AUTH] Credential revoked\r\n"
+
     def __init__(
         self,
         ctx: Pop3Context,
@@ -74,6 +77,7 @@ class Pop3Session:
         self.state = State.AUTHORIZATION
         self.pending_user: str | None = None    # from USER, waiting for PASS
         self.account: Account | None = None
+        self.credential_id: str | None = None
         self.maildrop: Maildrop | None = None
         self.out: list[bytes] = []
         self.closing = False
