@@ -81,6 +81,9 @@ class Server:
         self.config = config
         self.store = SqliteStore(config.data_dir)
         self.hasher = PasswordHasher(config.argon2)
+        # The hash unknown names are checked against exists before the first
+        # login, so that login costs what a real account's does.
+        self.hasher.warm()
         self.per_ip: Counter[str] = Counter()
         self.servers: list[tuple[str, asyncio.Server]] = []
         self.ctx: ServerContext | None = None

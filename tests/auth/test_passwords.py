@@ -63,3 +63,15 @@ async def test_async_variants_run_off_the_event_loop_thread() -> None:
     assert results == [True, False, True]
     assert seen and loop_thread not in seen
     hasher.close()
+
+
+def test_warm_makes_the_dummy_hash_before_the_first_unknown_login() -> None:
+    h = PasswordHasher(FAST)
+    h.warm()
+    made = h._dummy_hash
+    assert made is not None
+    calls = []
+    real_hash = h.hash
+    h.hash = lambda pw: calls.append(pw) or real_hash(pw)  # type: ignore[method-assign]
+    h.dummy_verify(b"guess")
+    assert calls == [] and h._dummy_hash == made      # one argon2 run, as for a real user

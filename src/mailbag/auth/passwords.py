@@ -69,9 +69,15 @@ class PasswordHasher:
     def dummy_verify(self, password: bytes) -> None:
         """Spend the same time as a real verify, for unknown users, so that
         response time does not reveal which account names exist."""
+        self.warm()
+        assert self._dummy_hash is not None
+        self.verify(self._dummy_hash, password)
+
+    def warm(self) -> None:
+        """Make the dummy hash now (the server calls this at start), so the
+        first unknown name does not cost a hash more than a real one."""
         if self._dummy_hash is None:
             self._dummy_hash = self.hash(secrets.token_bytes(16))
-        self.verify(self._dummy_hash, password)
 
     # -- async (sessions): off the event loop, bounded concurrency
 

@@ -28,7 +28,7 @@ from mailbag.store.api import (
     StoreResult,
 )
 from mailbag.store.ingest import PreparedMessage
-from mailbag.store.sqlite import queries, rows, search_ops
+from mailbag.store.sqlite import queries, rows
 from mailbag.store.sqlite.writer import Txn
 
 
@@ -94,7 +94,8 @@ def _ensure_message(txn: Txn, msg: PreparedMessage) -> int:
         " f_from, f_to, f_cc, f_bcc, f_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (message_id, *texts),
     )
-    search_ops.index_message(conn, message_id, texts)
+    # Indexed once per transaction, before COMMIT (writer.py says why).
+    txn.index_text(message_id, texts)
     return message_id
 
 
@@ -299,7 +300,7 @@ def drop_unreferenced(txn: Txn, message_ids: Iterable[int]) -> None:
         row = conn.execute("SELECT blob_id FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             continue
-        search_ops.unindex_messages(conn, (message_id,))
+        txn.unindex_text(message_id)
         conn.execute("DELETE FROM message_text WHERE message_id = ?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
         txn.effects.dropped_blobs.add(row[0])

@@ -58,12 +58,14 @@ _COLUMNS: dict[str, str] = {
 TEXT_COLUMNS = "headers, body, f_from, f_to, f_cc, f_bcc, f_subject"
 
 
-def index_message(conn: sqlite3.Connection, message_id: int, texts: Sequence[str]) -> None:
-    """Index a message's message_text row (``texts`` in TEXT_COLUMNS order,
-    exactly as stored there)."""
-    conn.execute(
+def index_messages(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, Sequence[str]]]
+) -> None:
+    """Index many (message id, texts) at once: the writer does this once per
+    transaction, since FTS5 writes its pending terms out at every savepoint."""
+    conn.executemany(
         f"INSERT INTO message_fts (rowid, {TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (message_id, *texts),
+        [(message_id, *texts) for message_id, texts in rows],
     )
 
 

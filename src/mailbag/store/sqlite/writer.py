@@ -10,6 +10,18 @@ a pipeline of APPENDs from many clients costs one fsync per batch.
 
 After the commit the writer publishes "mailbox M reached modseq N" events and
 deletes the blobs whose last message row went away in the batch.
+
+The SEARCH text index (search_ops.py, FTS5) is written once per transaction,
+not per job: FTS5 keeps new terms in memory and writes them out at every
+savepoint boundary, and with a savepoint per job (and implicit statement
+savepoints inside one) indexing each message as it is stored cost more than
+storing it. So a job only notes (message id, text) in its effects, and the
+writer inserts all of them after the last job's RELEASE and before COMMIT,
+in the same transaction: a committed message is always indexed, and if the
+index insert fails the whole batch fails like a failed COMMIT. A message
+dropped in the batch that stored it is struck from the list instead of being
+unindexed (it never was indexed); one indexed by an earlier transaction is
+unindexed at once, while its text is still there to tell FTS5 what to remove.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailbag.store.blobs import BlobStore
+from mailbag.store.sqlite import search_ops
 from mailbag.store.sqlite.schema import configure, migrate
 
 log = logging.getLogger(__name__)
@@ -41,12 +54,21 @@ class Effects:
 
     touched: dict[int, int] = field(default_factory=dict)   # mailbox id -> highestmodseq
     dropped_blobs: set[str] = field(default_factory=set)     # blob ids with no message row
+    # message id -> its message_text columns, to index before COMMIT
+    index: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # ids queued in ``index`` by EARLIER jobs of the batch that this job dropped
+    unqueued: set[int] = field(default_factory=set)
 
     def merge(self, other: Effects) -> None:
         for mailbox_id, modseq in other.touched.items():
             if modseq > self.touched.get(mailbox_id, 0):
                 self.touched[mailbox_id] = modseq
         self.dropped_blobs |= other.dropped_blobs
+        # Strike first: a job may drop an earlier job's message and then
+        # store a new one under the same (reused) rowid.
+        for message_id in other.unqueued:
+            self.index.pop(message_id, None)
+        self.index.update(other.index)
 
 
 @dataclass(slots=True)
@@ -57,6 +79,22 @@ class Txn:
     blobs: BlobStore
     now: float
     effects: Effects
+    batch: Effects = field(default_factory=Effects)   # the earlier jobs' merged effects
+
+    def index_text(self, message_id: int, texts: tuple[str, ...]) -> None:
+        """Index a new message_text row (TEXT_COLUMNS order) at commit."""
+        self.effects.index[message_id] = texts
+
+    def unindex_text(self, message_id: int) -> None:
+        """Take a message out of the index; call before its message_text
+        row goes. A job that fails is rolled back with its effects, so a
+        struck entry of an earlier job comes back with it."""
+        if self.effects.index.pop(message_id, None) is not None:
+            return
+        if message_id in self.batch.index:
+            self.effects.unqueued.add(message_id)
+            return
+        search_ops.unindex_messages(self.conn, (message_id,))
 
 
 Job = Callable[[Txn], Any]
@@ -146,7 +184,7 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             for job, fut in live:
                 job_effects = Effects()
-                txn = Txn(conn, self._blobs, time.time(), job_effects)
+                txn = Txn(conn, self._blobs, time.time(), job_effects, effects)
                 conn.execute("SAVEPOINT job")
                 try:
                     result = job(txn)
@@ -158,6 +196,8 @@ class Writer:
                     conn.execute("RELEASE job")
                     effects.merge(job_effects)
                     outcomes.append((fut, True, result))
+            if effects.index:
+                search_ops.index_messages(conn, sorted(effects.index.items()))
             conn.execute("COMMIT")
         except BaseException as exc:
             # The commit itself failed (disk full, I/O error): nothing is
