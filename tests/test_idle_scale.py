@@ -18,6 +18,11 @@ from typing import Any
 import pytest
 import testserver
 
+from mailbag.imap.commands import idle
+from mailbag.imap.selected import SelectedMailbox
+from mailbag.store.api import Changes, MailboxInfo, MessageMeta
+from mailbag.store.index import MailboxIndex
+
 IDLERS = 500
 PASSWORD = "idle-pw"
 MSG = b"From: a@example.org\r\nSubject: push\r\n\r\nhello\r\n"
@@ -43,7 +48,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testserver.TestSer
 
 class Idler:
     def __init__(self, port: int, tls: bool = False, compress: bool = False,
-                 mailbox: bytes = b"INBOX") -> None:
+                 mailbox: bytes = b"INBOX", enable: bytes = b"",
+                 select: bytes = b"SELECT") -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=20)
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -63,7 +69,10 @@ class Idler:
             self.inflate = zlib.decompressobj(-15)
             self.deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
             self.buf = self.inflate.decompress(self.buf)
-        self.send(b"S SELECT " + mailbox + b"\r\nI IDLE\r\n")
+        if enable:
+            self.send(b"E ENABLE " + enable + b"\r\n")
+            self.until(b"E OK")
+        self.send(b"S " + select + b" " + mailbox + b"\r\nI IDLE\r\n")
         self.until(b"\r\n+ ")
         self.buf = b""
 
@@ -177,3 +186,151 @@ def test_tls_large_transfer_both_ways(big: testserver.TestServer) -> None:
             out += data
     assert b"A OK" in out and b"F OK" in out
     assert b"{%d}\r\n" % len(body) + body in out
+
+
+# ---------------------------------------------------------------------------
+# the pure-append shortcut of the IDLE fan-out (imap/commands/idle.py)
+
+def _view(index: MailboxIndex, readonly: bool = False) -> SelectedMailbox:
+    info = MailboxInfo(id=1, account_id=1, name="INBOX", special_use=None, uidvalidity=1,
+                       uidnext=index.uids[-1] + 1, highestmodseq=index.modseq,
+                       messages=len(index.uids), unseen=0, deleted=0, size=0)
+    return SelectedMailbox.open(info, readonly, index)
+
+
+def _index() -> MailboxIndex:
+    return MailboxIndex(1, 1, uids=[1, 2, 3], flags=[frozenset()] * 3, modseqs=[1, 2, 3],
+                        modseq=3, target=3, first_recent=1)
+
+
+def _state(sel: SelectedMailbox) -> tuple[object, ...]:
+    return (list(sel.uids), set(sel.recent), set(sel.keywords), sel.modseq, sel.dirty,
+            sel.recent_from)
+
+
+APPEND = Changes(highestmodseq=5, uidnext=6, expunged=(), changed=(
+    MessageMeta(4, frozenset({"\\Seen", "$Hot"}), 4), MessageMeta(5, frozenset(), 5)))
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("claimed", [False, True])
+def test_append_shortcut_equals_apply(readonly: bool, claimed: bool) -> None:
+    """For a pure append, the shortcut leaves the view exactly as apply()
+    would, sends the same bytes, and claims \\Recent the same way."""
+    slow_index, fast_index = _index(), _index()
+    slow, fast = _view(slow_index, readonly), _view(fast_index, readonly)
+    for index in (slow_index, fast_index):    # what the fan-out refreshed
+        index.apply(APPEND)
+        if claimed:
+            index.claim_recent()               # another session saw them first
+    for sel in (slow, fast):
+        sel.dirty = True
+    if not readonly:
+        slow.recent_from = slow_index.claim_recent()   # as Session.apply_changes
+    lines = slow.apply(APPEND, allow_expunge=True, condstore=True, qresync=True)
+    plan = idle._append_plan(APPEND, len(fast.uids), fast.uids[-1])
+    assert plan is not None
+    idle._apply_append(fast, plan, heard=5)
+    assert lines == [plan.line] == [b"* 5 EXISTS\r\n"]
+    assert _state(fast) == _state(slow)
+    assert fast_index.first_recent == slow_index.first_recent
+    assert fast.recent - {1, 2, 3} == (set() if readonly or claimed else {4, 5})
+    # Announced meanwhile: the idler must come back for the rest.
+    again = _view(_index())
+    again.index.apply(APPEND)
+    plan = idle._append_plan(APPEND, 3, 3)
+    assert plan is not None
+    idle._apply_append(again, plan, heard=6)
+    assert again.dirty
+
+
+def test_append_shortcut_refuses_what_apply_must_do() -> None:
+    """Anything touching a message the view knows of is not a pure append."""
+    flag = Changes(highestmodseq=5, uidnext=5, expunged=(), changed=(
+        MessageMeta(2, frozenset({"\\Flagged"}), 4), MessageMeta(4, frozenset(), 5)))
+    gone = Changes(highestmodseq=5, uidnext=5, expunged=(3,), changed=(
+        MessageMeta(4, frozenset(), 5),))
+    late = Changes(highestmodseq=5, uidnext=6, expunged=(5,), changed=(
+        MessageMeta(4, frozenset(), 4),))
+    assert idle._append_plan(flag, 3, 3) is None
+    assert idle._append_plan(gone, 3, 3) is None
+    assert idle._append_plan(Changes(5, 4, (), ()), 3, 3) is None
+    # An expunge of a message the view never had does not matter.
+    plan = idle._append_plan(late, 3, 3)
+    assert plan is not None and plan.line == b"* 4 EXISTS\r\n"
+    # A view that is behind (2 messages, last UID 2) gets its own count.
+    plan = idle._append_plan(APPEND, 2, 2)
+    assert plan is not None and plan.line == b"* 4 EXISTS\r\n"
+
+
+def _recent_of(idler: Idler, seqs: bytes) -> dict[int, bool]:
+    """DONE, then which messages of *seqs* the session sees as \\Recent."""
+    idler.send(b"DONE\r\nR FETCH " + seqs + b" (FLAGS)\r\n")
+    idler.until(b"I OK")
+    out = idler.until(b"R OK")
+    got: dict[int, bool] = {}
+    for line in out.split(b"\r\n"):
+        if b" FETCH (" in line:
+            got[int(line.split()[1])] = b"\\Recent" in line
+    return got
+
+
+def test_idlers_in_every_state_hear_appends_and_flags(big: testserver.TestServer) -> None:
+    """Plain, CONDSTORE, QRESYNC, read-only, TLS and COMPRESS idlers hear a
+    pure append as one EXISTS and nothing else; a flag change together with
+    an append as FETCH (with MODSEQ / UID where enabled) and EXISTS; exactly
+    one session sees each new message as \\Recent."""
+    assert b"C OK" in command(big.imap_port, b"C CREATE Shortcut\r\n"
+                              b"A APPEND Shortcut {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+    box = b"Shortcut"
+    kinds: list[tuple[str, Idler]] = []
+    try:
+        for _ in range(6):
+            kinds.append(("plain", Idler(big.imap_port, mailbox=box)))
+            kinds.append(("condstore", Idler(big.imap_port, mailbox=box, enable=b"CONDSTORE")))
+            kinds.append(("qresync", Idler(big.imap_port, mailbox=box, enable=b"QRESYNC")))
+            kinds.append(("readonly", Idler(big.imap_port, mailbox=box, select=b"EXAMINE")))
+        kinds.append(("plain", Idler(big.imaps_port, tls=True, mailbox=box)))
+        kinds.append(("plain", Idler(big.imap_port, compress=True, mailbox=box)))
+
+        # A pure append: "* 2 EXISTS" and nothing else, for everyone.
+        assert b"A OK" in command(big.imap_port,
+                                  b"A APPEND Shortcut {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        for kind, idler in kinds:
+            assert idler.until(b"* 2 EXISTS\r\n") == b"", (kind, idler.buf)
+
+        # A flag change on a known message and an append, pipelined: in one
+        # batch or two, every idler hears both, each as its options say.
+        out = command(big.imap_port, b"S SELECT Shortcut\r\nF STORE 1 +FLAGS.SILENT (\\Flagged)"
+                      b"\r\nA APPEND Shortcut {%d+}\r\n%s\r\nR FETCH 3 (FLAGS)\r\n"
+                      % (len(MSG), MSG))
+        assert b"F OK" in out and b"A OK" in out and b"R OK" in out
+        mine = [x for x in out.split(b"\r\n") if x.startswith(b"* 3 FETCH (")]
+        assert len(mine) == 1, out
+        appender_recent = b"\\Recent" in mine[0]
+        for kind, idler in kinds:
+            head = idler.until(b"* 3 EXISTS\r\n")
+            # One batch: EXISTS, then FETCH; two: FETCH, then EXISTS.
+            line = head if head else idler.until(b"\r\n")
+            assert line.startswith(b"* 1 FETCH ("), (kind, line)
+            assert b"\\Flagged" in line, (kind, line)
+            assert (b"MODSEQ (" in line) == (kind in ("condstore", "qresync")), (kind, line)
+            assert (b"UID 1 " in line) == (kind == "qresync"), (kind, line)
+            assert head.count(b"\r\n") <= 1, (kind, head)    # no "* 2 EXISTS" again
+
+        # \Recent: message 2 is recent for exactly one idler; message 3
+        # for exactly one session (an idler or the appender, which had
+        # the mailbox selected); never for a read-only one.
+        recent2 = recent3 = 0
+        for kind, idler in kinds:
+            seen = _recent_of(idler, b"2:3")
+            assert set(seen) == {2, 3}, (kind, seen)
+            if kind == "readonly":
+                assert not seen[2] and not seen[3]
+            recent2 += seen[2]
+            recent3 += seen[3]
+        assert recent2 == 1
+        assert recent3 + appender_recent == 1
+    finally:
+        for _, idler in kinds:
+            idler.close()

@@ -8,17 +8,31 @@ once (IndexCache.changes_since) and writes each session's untagged
 responses directly, so telling 10,000 idlers costs one query and 10,000
 socket writes. Sessions the batch cannot serve synchronously (a CONTEXT
 search to re-run) are woken and update themselves.
+
+The common change is a pure append: only messages newer than everything an
+idler knows of, nothing it knows of expunged or re-flagged. Then the idler's
+untagged responses are exactly "* n EXISTS" (RFC 9051 §7.4.1; no FETCH, so
+CONDSTORE/QRESYNC make no difference, RFC 7162 §3.1.10), the same bytes for
+every idler whose view has the same size, modseq and last UID. Such an
+idler gets those pre-built bytes and a list extend instead of
+SelectedMailbox.apply(); it is what apply() would do, \\Recent included
+(only the first session to claim a message sees it as \\Recent, RFC 3501
+§2.3.2). Everything else (own flag changes not yet caught up, expunges,
+flag changes, CONTEXT searches) takes the general path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailbag.imap import context
 from mailbag.imap.registry import AUTH, Reply, bad, command
+from mailbag.imap.selected import SelectedMailbox
 from mailbag.store.api import Changes
 from mailbag.store.index import MailboxIndex
 from mailbag.wire.commands import Idle, IdleDone, ProtocolError
@@ -50,8 +64,71 @@ def _push_later(s: Session) -> None:
 _tasks: set[asyncio.Task[None]] = set()
 
 
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """What a pure append means for every idler whose view has one size,
+    modseq and last UID: the same new UIDs and the same EXISTS line."""
+
+    uids: tuple[int, ...]
+    line: bytes
+    keywords: frozenset[str]
+    highestmodseq: int
+
+
+def _append_plan(changes: Changes, size: int, last: int) -> _Append | None:
+    """The shortcut for a view of *size* messages ending at UID *last*, or
+    None when *changes* touch a message the view knows of (apply() needed)."""
+    changed = changes.changed
+    # Both tuples are in ascending UID order (store.api.Changes).
+    if not changed or changed[0].uid <= last:
+        return None
+    if changes.expunged and changes.expunged[0] <= last:
+        return None
+    uids = tuple(m.uid for m in changed)
+    keywords = frozenset(f for m in changed for f in m.flags if not f.startswith("\\"))
+    return _Append(uids, b"* %d EXISTS\r\n" % (size + len(uids)), keywords,
+                   changes.highestmodseq)
+
+
+def _apply_append(sel: SelectedMailbox, plan: _Append, heard: int) -> None:
+    """SelectedMailbox.apply() for a pure append, without re-deriving it;
+    *heard* is the highest modseq the change feed announced to the session."""
+    if not sel.readonly and sel.recent_from is None:
+        # As Session.apply_changes: the first claimant takes the new
+        # messages as \Recent; every later one claims nothing of them.
+        sel.recent_from = sel.index.claim_recent()
+    first = sel.recent_from
+    if first is not None and first <= plan.uids[-1]:
+        sel.recent.update(u for u in plan.uids if u >= first)
+    sel.uids.extend(plan.uids)
+    if plan.keywords:
+        sel.keywords.update(plan.keywords)
+    if plan.highestmodseq > sel.modseq:
+        sel.modseq = plan.highestmodseq
+    sel.recent_from = None
+    # Announced while the shared answer was on its way: catch up later.
+    sel.dirty = heard > sel.modseq
+
+
+def _catch_up(told: list[tuple[Session, SelectedMailbox, _Append]]) -> int:
+    """Fold each pure append into the view of the idler it was written to,
+    in write order (the first claims the new messages as \\Recent)."""
+    for s, sel, plan in told:
+        _apply_append(sel, plan, s.heard)
+        if sel.dirty:
+            s.wake.set()              # more arrived meanwhile
+    n = len(told)
+    told.clear()
+    return n
+
+
 async def _push(first: Session, index: MailboxIndex) -> None:
     sessions: list[Session] = []
+    # Idlers already sent their EXISTS, whose views are brought up to date
+    # after the writes so that the last idler's bytes leave sooner; always
+    # before any await, so that no command runs against a view older than
+    # what its client was told.
+    told: list[tuple[Session, SelectedMailbox, _Append]] = []
     try:
         indexes = first.ctx.indexes
         await indexes.refresh(index)
@@ -59,6 +136,8 @@ async def _push(first: Session, index: MailboxIndex) -> None:
         sessions = _batches.pop(index, [])
         t0 = time.perf_counter()
         answers: dict[int, Changes] = {}
+        plans: dict[tuple[int, int, int], _Append | None] = {}
+        fast = 0
         for s in sessions:
             sel = s.selected
             if s.idle_push is None or sel is None or sel.index is not index or not sel.dirty \
@@ -67,20 +146,35 @@ async def _push(first: Session, index: MailboxIndex) -> None:
                 continue
             changes = answers.get(sel.modseq)
             if changes is None:
+                fast += _catch_up(told)
                 changes = answers[sel.modseq] = await indexes.changes_since(index, sel.modseq)
                 await indexes.refresh(index, upto=changes.highestmodseq)
             if s.selected is not sel or s.idle_push is None:
                 s.wake.set()          # left IDLE while the store was asked
                 continue
+            if not sel.told:
+                uids = sel.uids
+                key = (sel.modseq, len(uids), uids[-1] if uids else 0)
+                if key in plans:
+                    plan = plans[key]
+                else:
+                    plan = plans[key] = _append_plan(changes, key[1], key[2])
+                if plan is not None:
+                    s.writer.write(plan.line)
+                    told.append((s, sel, plan))
+                    continue
             lines = s.apply_changes(changes, allow_expunge=True)
             if lines:
                 s.writer.write(b"".join(lines))
             if sel.dirty:
                 s.wake.set()          # more arrived meanwhile
-        log.debug("idle-push sessions=%d ms=%.1f", len(sessions),
+        fast += _catch_up(told)
+        log.debug("idle-push sessions=%d fast=%d ms=%.1f", len(sessions), fast,
                   (time.perf_counter() - t0) * 1000)
     except Exception:  # noqa: BLE001 - the sessions must not be left unwoken
         log.exception("idle push failed")
+        with contextlib.suppress(Exception):
+            _catch_up(told)
         for s in sessions:
             s.wake.set()
     finally:
