@@ -192,25 +192,28 @@ class Server:
                     await writer.drain()
                     writer.close()
                 return
-            self.per_ip[ip] += 1
-            deadline: asyncio.TimerHandle | None = None
-            try:
-                session = Session(self.ctx, reader, writer, implicit_tls)
-                # preauth_timeout is a deadline from the connection's start,
-                # not only a per-read timeout: a client trickling a byte at a
-                # time would otherwise never time out (slow loris).
-                deadline = asyncio.get_running_loop().call_later(
-                    limits.preauth_timeout, _preauth_expired, session, ip
-                )
-                await session.run()
-            finally:
-                if deadline is not None:
-                    deadline.cancel()
-                self.per_ip[ip] -= 1
-                if self.per_ip[ip] <= 0:
-                    del self.per_ip[ip]
+            await self._run_counted(ip, Session(self.ctx, reader, writer, implicit_tls),
+                                    _preauth_expired)
 
         return handle
+
+    async def _run_counted(self, ip: str, session: Session | Pop3Session,
+                           expired: Callable[[Any, str], None]) -> None:
+        """Run an admitted session, counted against its address. The
+        preauth_timeout is a deadline from the connection's start, not only a
+        per-read timeout: a client trickling a byte at a time would otherwise
+        never time out (slow loris)."""
+        self.per_ip[ip] += 1
+        deadline = asyncio.get_running_loop().call_later(
+            self.config.limits.preauth_timeout, expired, session, ip
+        )
+        try:
+            await session.run()
+        finally:
+            deadline.cancel()
+            self.per_ip[ip] -= 1
+            if self.per_ip[ip] <= 0:
+                del self.per_ip[ip]
 
     def _connections(self) -> int:
         """Open IMAP and POP3 sessions: max_connections caps them together."""
@@ -233,21 +236,8 @@ class Server:
                     await writer.drain()
                     writer.close()
                 return
-            self.per_ip[ip] += 1
-            deadline: asyncio.TimerHandle | None = None
-            try:
-                session = Pop3Session(self.pop3, reader, writer, implicit_tls)
-                # The same preauth deadline as IMAP (slow loris).
-                deadline = asyncio.get_running_loop().call_later(
-                    limits.preauth_timeout, _pop3_preauth_expired, session, ip
-                )
-                await session.run()
-            finally:
-                if deadline is not None:
-                    deadline.cancel()
-                self.per_ip[ip] -= 1
-                if self.per_ip[ip] <= 0:
-                    del self.per_ip[ip]
+            await self._run_counted(ip, Pop3Session(self.pop3, reader, writer, implicit_tls),
+                                    _pop3_preauth_expired)
 
         return handle
 

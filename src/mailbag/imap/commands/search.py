@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mailbag.imap import context
-from mailbag.imap.commands.sort import esearch_line
+from mailbag.imap.commands.sort import esearch_line, saved_result
 from mailbag.imap.registry import SELECTED, CommandError, Reply, command
 from mailbag.imap.search import SearchContext, search, search_with_modseq
 from mailbag.imap.selected import compress_uids
@@ -85,16 +85,7 @@ async def search_command(s: Session, cmd: Search) -> Reply:
     if update:
         context.start(s, cmd.tag, cmd.uid, cmd.key, None, uids)
     if "SAVE" in opts:
-        # With MIN/MAX only, SAVE keeps just those (RFC 5182 §2.4).
-        if uids and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
-            keep = set()
-            if "MIN" in opts:
-                keep.add(uids[0])
-            if "MAX" in opts:
-                keep.add(uids[-1])
-            sel.saved_search = sorted(keep)
-        else:
-            sel.saved_search = list(uids)
+        sel.saved_search = saved_result(uids, opts)
         opts.discard("SAVE")
         if not opts and not update:
             return Reply(text="SEARCH completed")

@@ -94,6 +94,20 @@ def partial_item(values: Sequence[int], partial: PartialRange) -> bytes:
                                     ordered_set(chosen) if chosen else b"NIL")
 
 
+def saved_result(result: Sequence[int], opts: Collection[str]) -> list[int]:
+    """What RETURN (SAVE ...) keeps as '$' (RFC 5182 §2.4): with only MIN
+    and/or MAX asked for, just those messages; else the whole result."""
+    asked = set(opts)
+    if result and asked & {"MIN", "MAX"} and not asked & {"ALL", "COUNT", "PARTIAL"}:
+        keep = set()
+        if "MIN" in opts:
+            keep.add(result[0])
+        if "MAX" in opts:
+            keep.add(result[-1])
+        return sorted(keep)
+    return sorted(result)
+
+
 def esearch_line(tag: str, uid: bool, opts: Collection[str], values: Sequence[int],
                  render_all: Callable[[Sequence[int]], bytes], partial: PartialRange | None,
                  modseq: int | None) -> bytes:
@@ -145,16 +159,7 @@ async def sort_command(s: Session, cmd: Sort) -> Reply:
     if update:
         context.start(s, cmd.tag, cmd.uid, cmd.key, criteria, ordered)
     if "SAVE" in opts:
-        # RFC 5182 §2.4: with only MIN/MAX, SAVE keeps just those.
-        if ordered and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT", "PARTIAL"}:
-            keep = set()
-            if "MIN" in opts:
-                keep.add(ordered[0])
-            if "MAX" in opts:
-                keep.add(ordered[-1])
-            sel.saved_search = sorted(keep)
-        else:
-            sel.saved_search = sorted(ordered)
+        sel.saved_search = saved_result(ordered, opts)
         opts.discard("SAVE")
         if not opts and not update:
             return Reply(text="SORT completed")
