@@ -275,7 +275,7 @@ class Session:
         cfg = self.ctx.config.limits
         timeout = cfg.preauth_timeout if self.state is State.NOT_AUTHENTICATED else cfg.idle_timeout
         try:
-            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            data = await self.reader.read_within(65536, timeout)
         except TimeoutError:
             self.send(b"* BYE Autologout; idle for too long\r\n")
             await self.flush()

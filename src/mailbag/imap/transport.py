@@ -198,6 +198,29 @@ class Connection(asyncio.Protocol):
             await self._wait()        # poke() also ends a wait: not for us
         return self._take(n)
 
+    async def read_within(self, n: int, timeout: float) -> bytes:
+        """read(), or TimeoutError after *timeout* seconds without input.
+        What wait_for(read()) does, without a task and a cancellation per
+        command: a session reads once per command."""
+        if self._buffer or self._eof:
+            return self._take(n)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            self._wake_reader()
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        try:
+            while not self._buffer and not self._eof:
+                if expired:
+                    raise TimeoutError
+                await self._wait()
+        finally:
+            timer.cancel()
+        return self._take(n)
+
     async def read_or_wake(self, n: int = -1) -> bytes | None:
         """Like read(), but None as soon as poke() is (or was) called."""
         while not self._woken and not self._buffer and not self._eof:

@@ -12,9 +12,10 @@ Every mutating call returns only after its transaction is durable.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Literal, Protocol
 
 INBOX = "INBOX"
@@ -118,16 +119,22 @@ class MessageMeta:
     modseq: int
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: FETCH builds one per row, and a frozen dataclass's __init__
+# (object.__setattr__ per field) cost ten times the rest of the row.
+@dataclass(slots=True)
 class MessageRecord:
-    """One message in one mailbox, with everything FETCH and SEARCH read."""
+    """One message in one mailbox, with everything FETCH and SEARCH read.
+    Treat it as read-only."""
 
     uid: int
     flags: frozenset[str]
     modseq: int
     size: int                     # RFC822.SIZE: bytes of the raw message
-    internaldate: datetime        # timezone-aware
-    savedate: datetime            # when it entered this mailbox (RFC 8514)
+    # INTERNALDATE as unix seconds and its UTC offset in minutes, SAVEDATE
+    # (RFC 8514) in unix seconds: datetimes are made only when asked for.
+    internal_stamp: int
+    internal_tz: int
+    saved_stamp: int
     blob_id: str                  # hex SHA-256 of the raw message (EMAILID source)
     # mime.facts.dump() from ingest; its envelope, body and bodystructure may
     # be empty: the three fields below are the ones to use.
@@ -135,6 +142,26 @@ class MessageRecord:
     envelope: bytes               # IMAP-rendered ENVELOPE
     body: bytes                   # IMAP-rendered BODY (non-extensible)
     bodystructure: bytes          # IMAP-rendered BODYSTRUCTURE
+
+    @property
+    def internaldate(self) -> datetime:
+        """Timezone-aware, in the zone the message arrived with."""
+        return from_stamp(self.internal_stamp, self.internal_tz)
+
+    @property
+    def savedate(self) -> datetime:
+        """When it entered this mailbox, in UTC."""
+        return from_stamp(self.saved_stamp, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(offset_minutes: int) -> timezone:
+    # A mailbox has a handful of distinct UTC offsets: one object each.
+    return timezone(timedelta(minutes=offset_minutes))
+
+
+def from_stamp(seconds: int, offset_minutes: int) -> datetime:
+    return datetime.fromtimestamp(seconds, _zone(offset_minutes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,5 +72,14 @@ def encode(flags: Iterable[str]) -> str:
     return " ".join(sorted(flags, key=str.casefold))
 
 
+_decoded: dict[str, frozenset[str]] = {}
+
+
 def decode(text: str) -> frozenset[str]:
-    return frozenset(text.split()) if text else frozenset()
+    # Memoised: a mailbox has few distinct flag sets, and this runs per row.
+    flags = _decoded.get(text)
+    if flags is None:
+        if len(_decoded) > 4096:
+            _decoded.clear()
+        flags = _decoded[text] = frozenset(text.split()) if text else frozenset()
+    return flags
