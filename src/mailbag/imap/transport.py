@@ -33,10 +33,14 @@ from typing import Any, cast
 HIGH_WATER = 256 * 1024
 # One TLS record carries at most 16 KiB of plaintext.
 TLS_READ = 16 * 1024
-# RFC 4978 §4: raw deflate (no zlib header), full 32 KiB window. The window
-# and memLevel make a compressing connection cost ~300 KB more (zlib's own
-# state); only connections that ask for COMPRESS pay it.
-DEFLATE_WBITS = -15
+# RFC 4978 §4: raw deflate (no zlib header). The inflater must accept any
+# window the client chose (32 KiB); our own output may use a smaller one,
+# which every inflater reads. zlib's defaults (32 KiB window, memLevel 8)
+# cost a compressing connection up to 256 KiB of state; a 4 KiB window and
+# memLevel 6 cost 48 KiB and lose little on IMAP's short, repetitive lines.
+INFLATE_WBITS = -15
+DEFLATE_WBITS = -12
+DEFLATE_MEMLEVEL = 6
 
 
 class Wake:
@@ -376,8 +380,8 @@ class Connection(asyncio.Protocol):
         read. ``unread`` is input the session had already taken from this
         stream but not parsed: it followed the COMPRESS command, so it is
         compressed too, and goes in front of what is still buffered here."""
-        self._inflate = zlib.decompressobj(DEFLATE_WBITS)
-        self._deflate = zlib.compressobj(6, zlib.DEFLATED, DEFLATE_WBITS)
+        self._inflate = zlib.decompressobj(INFLATE_WBITS)
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, DEFLATE_WBITS, DEFLATE_MEMLEVEL)
         raw = unread + bytes(self._buffer)
         self._buffer.clear()
         if raw:
