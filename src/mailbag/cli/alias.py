@@ -12,8 +12,14 @@ import asyncio
 import re
 
 from mailbag.auth.usernames import normalize_username
-from mailbag.cli.common import CliError, add_common_options, config_from_args, opened_store
-from mailbag.store.api import AlreadyExists, NotFound
+from mailbag.cli.common import (
+    CliError,
+    add_common_options,
+    config_from_args,
+    opened_store,
+    with_account,
+)
+from mailbag.store.api import Account, AlreadyExists, NotFound, Store
 
 # No space, angle brackets or controls: an alias is matched against the
 # address of an RCPT TO, lower-cased.
@@ -52,19 +58,15 @@ def cmd_add(args: argparse.Namespace) -> int:
     address = _address(args.address)
     name = normalize_username(args.user)
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            if await store.get_account(address) is not None:
-                raise CliError(f"{address} is an account name; an alias would never be used")
-            try:
-                await store.add_alias(address, account.id)
-            except AlreadyExists:
-                raise CliError(f"alias {address} exists") from None
+    async def add(store: Store, account: Account) -> None:
+        if await store.get_account(address) is not None:
+            raise CliError(f"{address} is an account name; an alias would never be used")
+        try:
+            await store.add_alias(address, account.id)
+        except AlreadyExists:
+            raise CliError(f"alias {address} exists") from None
 
-    asyncio.run(run())
+    with_account(config, name, add)
     print(f"alias {address} -> {name}")
     return 0
 

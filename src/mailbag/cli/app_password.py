@@ -8,14 +8,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from datetime import datetime
 
 from mailbag.auth import app_passwords
 from mailbag.auth.passwords import PasswordHasher
 from mailbag.auth.usernames import InvalidUsername, validate_username
-from mailbag.cli.common import CliError, add_common_options, config_from_args, opened_store
-from mailbag.store.api import AlreadyExists, AppPassword, NotFound
+from mailbag.cli.common import (
+    CliError,
+    add_common_options,
+    config_from_args,
+    with_account,
+)
+from mailbag.store.api import Account, AlreadyExists, NotFound, Store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,19 +67,15 @@ def cmd_add(args: argparse.Namespace) -> int:
     assert canonical is not None
     password_hash = PasswordHasher(config.argon2, workers=1).hash(canonical.encode())
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            try:
-                await store.add_app_password(
-                    account.id, label, app_passwords.selector(canonical), password_hash
-                )
-            except AlreadyExists:
-                raise CliError(f"{name} already has an app password labelled {label!r}") from None
+    async def add(store: Store, account: Account) -> None:
+        try:
+            await store.add_app_password(
+                account.id, label, app_passwords.selector(canonical), password_hash
+            )
+        except AlreadyExists:
+            raise CliError(f"{name} already has an app password labelled {label!r}") from None
 
-    asyncio.run(run())
+    with_account(config, name, add)
     print(f"app password for {name} ({label}): {secret}")
     print("It is shown only this once; enter it in the device's mail settings.")
     return 0
@@ -89,14 +89,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     name = _name(args)
 
-    async def run() -> list[AppPassword]:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            return await store.list_app_passwords(account.id, include_revoked=args.all)
-
-    rows = asyncio.run(run())
+    rows = with_account(config, name, lambda store, account: store.list_app_passwords(
+        account.id, include_revoked=args.all))
     if not rows:
         print(f"{name} has no app passwords")
         return 0
@@ -117,17 +111,13 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     name, label = _name(args), _label(args)
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            try:
-                await store.revoke_app_password(account.id, label)
-            except NotFound:
-                raise CliError(f"{name} has no app password labelled {label!r}") from None
+    async def revoke(store: Store, account: Account) -> None:
+        try:
+            await store.revoke_app_password(account.id, label)
+        except NotFound:
+            raise CliError(f"{name} has no app password labelled {label!r}") from None
 
-    asyncio.run(run())
+    with_account(config, name, revoke)
     print(f"revoked the app password {label!r} of {name}; its open sessions end within "
           f"{config.auth.revocation_check:g} seconds")
     return 0

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from mailbag.config import Config, ConfigError, load_config
-from mailbag.store.api import Store
+from mailbag.store.api import Account, Store
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -58,6 +62,20 @@ async def opened_store(config: Config) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+def with_account(config: Config, name: str,
+                 action: Callable[[Store, Account], Awaitable[T]]) -> T:
+    """``action(store, account)`` for the account called *name*, with the
+    store opened for it; CliError when there is no such account."""
+    async def run() -> T:
+        async with opened_store(config) as store:
+            account = await store.get_account(name)
+            if account is None:
+                raise CliError(f"no such user {name}")
+            return await action(store, account)
+
+    return asyncio.run(run())
 
 
 def fail(message: str) -> int:

@@ -10,11 +10,16 @@ the current usage is allowed: nothing is deleted, new mail is refused.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 
 from mailbag.auth.usernames import normalize_username
-from mailbag.cli.common import CliError, add_common_options, config_from_args, opened_store
+from mailbag.cli.common import (
+    CliError,
+    add_common_options,
+    config_from_args,
+    with_account,
+)
+from mailbag.store.api import Account, Store
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2,
           "MIB": 1024**2, "G": 1024**3, "GB": 1024**3, "GIB": 1024**3, "T": 1024**4,
@@ -69,14 +74,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     name = normalize_username(args.user)
     size = parse_size(args.size)
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            await store.set_quota(account.id, size)
-
-    asyncio.run(run())
+    with_account(config, name, lambda store, account: store.set_quota(account.id, size))
     print(f"quota {name}: {'none' if size is None else f'{size} bytes ({human(size)})'}")
     return 0
 
@@ -85,14 +83,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     name = normalize_username(args.user)
 
-    async def run() -> tuple[int, int | None]:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            return await store.quota_usage(account.id), account.quota_bytes
+    async def usage(store: Store, account: Account) -> tuple[int, int | None]:
+        return await store.quota_usage(account.id), account.quota_bytes
 
-    used, limit = asyncio.run(run())
+    used, limit = with_account(config, name, usage)
     if limit is None:
         print(f"{name}: {used} bytes used ({human(used)}), no limit")
     else:

@@ -17,9 +17,15 @@ from mailbag.auth import totp
 from mailbag.auth.passwords import PasswordHasher
 from mailbag.auth.scram import make_credential
 from mailbag.auth.usernames import InvalidUsername, validate_username
-from mailbag.cli.common import CliError, add_common_options, config_from_args, opened_store
+from mailbag.cli.common import (
+    CliError,
+    add_common_options,
+    config_from_args,
+    opened_store,
+    with_account,
+)
 from mailbag.config import Config
-from mailbag.store.api import AlreadyExists
+from mailbag.store.api import Account, AlreadyExists, Store
 
 GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters, 144 bits
 
@@ -159,16 +165,12 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     password_hash = _hasher(config).hash(password)
     scram = _scram(config, password)
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            await store.set_password_hash(account.id, password_hash)
-            # Old SCRAM secrets belong to the old password: replace or drop them.
-            await store.set_scram_credentials(account.id, scram)
+    async def change(store: Store, account: Account) -> None:
+        await store.set_password_hash(account.id, password_hash)
+        # Old SCRAM secrets belong to the old password: replace or drop them.
+        await store.set_scram_credentials(account.id, scram)
 
-    asyncio.run(run())
+    with_account(config, name, change)
     print(f"changed the password of {name}")
     if args.generate:
         print(f"password: {password.decode()}")
@@ -179,14 +181,7 @@ def cmd_del(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     name = _name(args)
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            await store.delete_account(account.id)
-
-    asyncio.run(run())
+    with_account(config, name, lambda store, account: store.delete_account(account.id))
     print(f"deleted user {name}")
     return 0
 
@@ -209,14 +204,7 @@ def cmd_totp_enroll(args: argparse.Namespace) -> int:
     name = _name(args)
     secret = totp.new_secret()
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            await store.set_totp_secret(account.id, secret)
-
-    asyncio.run(run())
+    with_account(config, name, lambda store, account: store.set_totp_secret(account.id, secret))
     print(totp.provisioning_uri(secret, name))
     print(f"Scan this URI (or enter the secret {secret}) in an authenticator app; it is "
           "shown only once. With 'mailbag user second-factor "
@@ -228,14 +216,7 @@ def cmd_totp_remove(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     name = _name(args)
 
-    async def run() -> None:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            await store.set_totp_secret(account.id, None)
-
-    asyncio.run(run())
+    with_account(config, name, lambda store, account: store.set_totp_secret(account.id, None))
     print(f"removed the TOTP secret of {name}")
     return 0
 
@@ -245,15 +226,11 @@ def cmd_second_factor(args: argparse.Namespace) -> int:
     name = _name(args)
     required = args.state == "on"
 
-    async def run() -> bool:
-        async with opened_store(config) as store:
-            account = await store.get_account(name)
-            if account is None:
-                raise CliError(f"no such user {name}")
-            await store.set_require_second_factor(account.id, required)
-            return (await store.get_credentials(account.id)).totp_secret is not None
+    async def require(store: Store, account: Account) -> bool:
+        await store.set_require_second_factor(account.id, required)
+        return (await store.get_credentials(account.id)).totp_secret is not None
 
-    enrolled = asyncio.run(run())
+    enrolled = with_account(config, name, require)
     if not required:
         print(f"{name}: the main password works on its own again")
     elif enrolled:
