@@ -21,7 +21,6 @@ parses nothing but the lines it waits for. It prints its own CPU time. Only
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -341,26 +340,22 @@ class DovecotServer:
     name = "dovecot"
 
     def __init__(self, root: Path, n: int, cert: tuple[Path, Path] | None) -> None:
+        from dovecot import DovecotInstance
         from testserver import free_port
 
-        self.dir = root / "dovecot"
+        self.instance = DovecotInstance(root / "dovecot")
         self.n = n
         self.cert = cert
         self.port = free_port()
         self.tls_port = free_port()
-        self.conf = self.dir / "dovecot.conf"
-        self.master_pid: int | None = None
+
+    @property
+    def master_pid(self) -> int | None:
+        return self.instance.master_pid
 
     def start(self) -> None:
-        from run import wait_for_greeting
-
-        d = self.dir
-        for sub in ("run", "state", "mail"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        for p in (d.parent.parent, d.parent, d):
-            os.chmod(p, 0o755)
-        shutil.chown(d / "mail", "dovecot", "dovecot")
-        (d / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        d = self.instance.dir
+        d.mkdir(parents=True, exist_ok=True)
         limit = self.n + 200
         if self.cert:
             shutil.copy(self.cert[0], d / "cert.pem")
@@ -370,19 +365,9 @@ class DovecotServer:
             ssl_conf = "ssl = no\n"
         # Limits raised so that N connections fit: one imap process per
         # connection is Dovecot's default (and its security model).
-        self.conf.write_text(f"""\
+        self.instance.start({USER: "{PLAIN}" + PASSWORD}, f"""\
 protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-{ssl_conf}disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:{d}/mail/%u
-mail_uid = dovecot
-mail_gid = dovecot
-first_valid_uid = 1
-default_process_limit = {limit}
+{ssl_conf}default_process_limit = {limit}
 default_client_limit = {2 * limit + 1000}
 default_vsz_limit = 0
 service imap-login {{
@@ -403,42 +388,10 @@ service anvil {{
 protocol imap {{
   mail_max_userip_connections = {limit}
 }}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={d}/mail/%u allow_all_users=yes
-}}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-""")
-        with open(d / "start.log", "wb") as out:
-            r = subprocess.run(["dovecot", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                               stdout=out, stderr=subprocess.STDOUT, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError("dovecot failed to start:\n" + (d / "start.log").read_text())
-        self.master_pid = int((d / "run" / "master.pid").read_text().split()[0])
-        wait_for_greeting(self.port, 30, lambda: "")
+""", self.port)
 
     def stop(self) -> None:
-        from run import pid_alive
-
-        if not self.conf.exists():
-            return
-        subprocess.run(["dovecot", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-                       check=False)
-        deadline = time.monotonic() + 30
-        while self.master_pid and time.monotonic() < deadline and pid_alive(self.master_pid):
-            time.sleep(0.1)
-        if self.master_pid and pid_alive(self.master_pid):
-            with contextlib.suppress(OSError):
-                os.kill(self.master_pid, signal.SIGKILL)
-        self.conf.unlink(missing_ok=True)
+        self.instance.stop()
 
     def memory(self) -> dict[str, int]:
         assert self.master_pid is not None
@@ -571,7 +524,7 @@ def main() -> int:
                     try:
                         row = measure(server, n, tls, args.rounds, args.wait)
                     except Exception as exc:  # noqa: BLE001 - report and go on
-                        print(f"{name} n={n} tls={tls}: {exc}", file=sys.stderr, flush=True)
+                        print(f"{name} n={n} tls={tls}: {exc!r}", file=sys.stderr, flush=True)
                         continue
                     finally:
                         server.stop()

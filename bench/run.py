@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAKE_MBOX = Path("/work/shared/bench/make_bench_mbox.py")
 sys.path.insert(0, str(ROOT / "tools"))
 
+from dovecot import DovecotInstance, pid_alive  # noqa: E402, F401 (bench/lmtp.py)
 from testserver import TestServer, free_port  # noqa: E402
 
 USER = "benchuser"
@@ -81,40 +82,21 @@ class Dovecot:
     name = "dovecot"
 
     def __init__(self, root: Path, hashing: str, mail_format: str = "maildir") -> None:
-        self.dir = root / "dovecot"
+        self.instance = DovecotInstance(root / "dovecot", mail_format)
+        self.dir = self.instance.dir
         self.mail_format = mail_format
         self.hashing = self.mode = hashing
         self.port = free_port()
-        self.conf = self.dir / "dovecot.conf"
-        self.master_pid: int | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        d = self.dir
-        for sub in ("run", "state", "mail"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        # The dovecot user must be able to walk down to its mail directory.
-        for p in (d.parent.parent, d.parent, d):
-            os.chmod(p, 0o755)
-        shutil.chown(d / "mail", "dovecot", "dovecot")
         if self.hashing == "shipped":
             pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD],
                                 check=True, capture_output=True, text=True).stdout.strip()
         else:
             pw = "{PLAIN}" + PASSWORD
-        (d / "passwd").write_text(f"{USER}:{pw}\n")
-        self.conf.write_text(f"""\
+        self.instance.start({USER: pw}, f"""\
 protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
 ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = {self.mail_format}:{d}/mail/%u
-mail_uid = dovecot
-mail_gid = dovecot
-first_valid_uid = 1
 default_process_limit = 5000
 default_client_limit = 20000
 service imap-login {{
@@ -131,55 +113,17 @@ service imap {{
 protocol imap {{
   mail_max_userip_connections = 10000
 }}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={d}/mail/%u allow_all_users=yes
-}}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-""")
-        # Not capture_output: the daemon keeps inherited pipes open forever.
-        with open(d / "start.log", "wb") as out:
-            r = subprocess.run(["dovecot", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                               stdout=out, stderr=subprocess.STDOUT, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError("dovecot failed to start:\n"
-                               + (d / "start.log").read_text(errors="replace"))
-        try:
-            self.master_pid = int((d / "run" / "master.pid").read_text().split()[0])
-        except (OSError, ValueError):
-            self.master_pid = None
-        wait_for_greeting(self.port, timeout, self.log_text)
+""", self.port, timeout=timeout)
+
+    @property
+    def master_pid(self) -> int | None:
+        return self.instance.master_pid
 
     def log_text(self) -> str:
-        try:
-            return (self.dir / "dovecot.log").read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return self.instance.log_text()
 
     def stop(self) -> None:
-        if not self.conf.exists():
-            return
-        subprocess.run(["dovecot", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=30, check=False)
-        if self.master_pid:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and pid_alive(self.master_pid):
-                time.sleep(0.1)
-            if pid_alive(self.master_pid):
-                try:
-                    os.kill(self.master_pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self.master_pid = None
-        self.conf.unlink(missing_ok=True)
+        self.instance.stop()
 
     def server_pids(self) -> list[int]:
         return [self.master_pid] if self.master_pid else []
@@ -211,16 +155,6 @@ class Mailbag:
 
     def server_pids(self) -> list[int]:
         return [self.srv.proc.pid] if self.srv.proc else []
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def wait_for_greeting(port: int, timeout: float, log: Any) -> None:

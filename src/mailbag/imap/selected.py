@@ -113,6 +113,16 @@ class SelectedMailbox:
             return i + 1
         return None
 
+    def seqs_of(self, uids: Sequence[int]) -> list[int]:
+        """seq_of for many UIDs, in their order, leaving out those not in
+        the view: a SEARCH that matches 100,000 messages numbers them with
+        one dict instead of 100,000 binary searches."""
+        mine = self.uids
+        if len(uids) * 20 < len(mine):
+            return [q for u in uids if (q := self.seq_of(u)) is not None]
+        where = {u: q for q, u in enumerate(mine, 1)}
+        return [q for u in uids if (q := where.get(u)) is not None]
+
     def resolve(self, seqset: SequenceSet, uid: bool) -> list[int]:
         """UIDs (ascending) addressed by a sequence set or UID set.
 

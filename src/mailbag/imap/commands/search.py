@@ -65,7 +65,7 @@ async def search_command(s: Session, cmd: Search) -> Reply:
     def ids(values: list[int]) -> list[int]:
         if cmd.uid:
             return values
-        return [q for u in values if (q := sel.seq_of(u)) is not None]
+        return sel.seqs_of(values)
 
     returns = cmd.returns
     if returns is None and s.rev2:

@@ -134,7 +134,7 @@ def esearch_line(tag: str, uid: bool, opts: Collection[str], values: Sequence[in
 def numbers(sel: SelectedMailbox, uids: Sequence[int], uid: bool) -> list[int]:
     if uid:
         return list(uids)
-    return [q for u in uids if (q := sel.seq_of(u)) is not None]
+    return sel.seqs_of(uids)
 
 
 @command(Sort, SELECTED, forbids_expunge=lambda cmd: not cmd.uid)
