@@ -16,7 +16,9 @@ offer) instead of DATA and keeps W whole transactions in flight per
 connection without waiting for their replies (RFC 3030 §4.2); with DATA a
 client must wait for each 354, so one message per connection is in flight.
 ``--profile DIR`` records a py-spy profile of mailbag during the run
-(summarise it with bench/profile_top.py). Only 127.0.0.1 is used;
+(summarise it with bench/profile_top.py; the ingest worker processes are
+not in it). "server CPU" is mailbag's user + system time per message, its
+ingest worker processes included. Only 127.0.0.1 is used;
 both servers are stopped and the temp dirs removed at exit.
 """
 
@@ -184,12 +186,26 @@ class MailbagLmtp:
         return [self.srv.proc.pid] if self.srv.proc else []
 
     def cpu_seconds(self) -> float:
-        """CPU (user + system) the server process used so far: on a shared
-        machine CPU per message is steadier than messages per second."""
+        """CPU (user + system) the server used so far, its ingest worker
+        processes included: on a shared machine CPU per message is steadier
+        than messages per second."""
         if self.srv.proc is None:
             return 0.0
-        stat = Path(f"/proc/{self.srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        pid = self.srv.proc.pid
+        pids = [pid]
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+        total = 0
+        for p in pids:
+            try:
+                stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(stat[11]) + int(stat[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.srv.stop()

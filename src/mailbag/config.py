@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The non-synchronizing literal size LITERAL- promises (RFC 7888 §5).
+NONSYNC_LITERAL_MINUS = 4096
 
 
 class ConfigError(Exception):
@@ -44,6 +46,9 @@ class Limits:
     max_line: int = 65536                       # bytes of one command line
     max_literal: int = 64 * 1024 * 1024         # bytes of one literal once logged in
     preauth_max_literal: int = 8 * 1024         # before authentication
+    # Largest non-synchronizing literal {n+}: 0 is no limit of its own
+    # (LITERAL+), 4096 advertises LITERAL- instead (RFC 7888 §5).
+    nonsync_literal_max: int = 0
     max_connections: int = 1000
     max_connections_per_ip: int = 50
     preauth_timeout: float = 60.0               # seconds to authenticate
@@ -265,6 +270,13 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             "limits.preauth_max_literal: must be between 0 and limits.max_literal, "
             f"got {lim.preauth_max_literal}"
+        )
+    if lim.nonsync_literal_max != 0 and lim.nonsync_literal_max < NONSYNC_LITERAL_MINUS:
+        # LITERAL- and IMAP4rev2 clients (RFC 9051 §4.3) may send non-synchronizing
+        # literals of up to 4096 octets without asking; refusing those breaks them.
+        raise ConfigError(
+            "limits.nonsync_literal_max: must be 0 (no limit, LITERAL+) or at least "
+            f"{NONSYNC_LITERAL_MINUS} (RFC 7888 LITERAL-), got {lim.nonsync_literal_max}"
         )
     for fname in ("preauth_timeout", "idle_timeout"):
         if getattr(lim, fname) <= 0:

@@ -76,10 +76,28 @@ def _pop3_preauth_expired(session: Pop3Session, ip: str) -> None:
         session.writer.close()
 
 
+# The server indexes SEARCH text for this many new messages at a time
+# (store/sqlite/writer.py, "Deferred indexing"): small group commits each
+# writing an FTS5 segment were most of the writer's time per delivery.
+FTS_BATCH = 256
+
+
+def _ingest_processes() -> int:
+    """Parse new messages (APPEND, LMTP) in worker processes when there is
+    a core to spare (store/sqlite/ingest_procs.py); MAILBAG_INGEST_PROCESSES
+    overrides (0: ingest threads in this process, as the CLI tools use)."""
+    env = os.environ.get("MAILBAG_INGEST_PROCESSES")
+    if env is not None and env.strip().isdigit():
+        return int(env)
+    cores = os.cpu_count() or 1
+    return min(2, cores - 1)
+
+
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.store = SqliteStore(config.data_dir)
+        self.store = SqliteStore(config.data_dir, ingest_processes=_ingest_processes(),
+                                 fts_batch=FTS_BATCH)
         self.hasher = PasswordHasher(config.argon2)
         # The hash unknown names are checked against exists before the first
         # login, so that login costs what a real account's does.

@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from mailbag.config import LmtpConfig
 from mailbag.lmtp.addresses import Resolver, Unknown
+from mailbag.store.api import AppendItem
 from mailbag.store.sqlite import SqliteStore
 
 
@@ -97,3 +98,38 @@ async def test_resolver_policy(store):
     rcpt = await resolver.resolve("alice+new@example.org", "alice+new", "example.org")
     assert rcpt.mailbox == "INBOX"
     assert await store.get_mailbox(rcpt.account.id, "new") is None
+
+
+async def test_kept_answers_follow_every_change(store, tmp_path):
+    """find_recipient keeps answers while the directory serial stands still;
+    each kind of change, made by another process, must still count at once."""
+    alice = await store.create_account("alice", "x")
+    resolver = Resolver(store, LmtpConfig())
+    plus = ("alice+Lists@example.org", "alice+Lists", "example.org")
+    assert (await resolver.resolve(*plus)).mailbox == "INBOX"
+    assert (await resolver.resolve(*plus)).mailbox == "INBOX"      # kept
+    assert store._recipients                                         # (it was)
+    other = SqliteStore(tmp_path, readers=1, ingest_workers=1)
+    await other.open()
+    try:
+        await other.create_mailbox(alice.id, "Lists")
+        assert (await resolver.resolve(*plus)).mailbox == "Lists"
+        await other.rename_mailbox(alice.id, "Lists", "Old-lists")
+        assert (await resolver.resolve(*plus)).mailbox == "INBOX"
+        await other.set_disabled(alice.id, True)
+        with pytest.raises(Unknown):
+            await resolver.resolve(*plus)
+        await other.set_disabled(alice.id, False)
+        # With a quota the usage is read fresh every time, never kept.
+        await other.set_quota(alice.id, 1_000_000)
+        assert (await resolver.resolve(*plus)).quota_used == 0
+        inbox = await other.get_mailbox(alice.id, "INBOX")
+        assert inbox is not None
+        await other.append(inbox.id, [AppendItem(b"Subject: x\r\n\r\nhello\r\n", frozenset())])
+        used = (await resolver.resolve(*plus)).quota_used
+        assert used is not None and used > 0
+        await other.delete_account(alice.id)
+        with pytest.raises(Unknown):
+            await resolver.resolve(*plus)
+    finally:
+        await other.close()

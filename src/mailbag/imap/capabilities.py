@@ -20,17 +20,28 @@ AFTER_AUTH = (
     "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT",
     "MULTIAPPEND", "CATENATE", "CONTEXT=SEARCH", "CONTEXT=SORT",
     "QUOTA", "QUOTA=RES-STORAGE", "PREVIEW", "SAVEDATE", "OBJECTID", "CREATE-SPECIAL-USE",
-    "COMPRESS=DEFLATE",
+    "COMPRESS=DEFLATE", "NOTIFY",
 )
 PRE_AUTH = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "ID")
 
 ENABLEABLE = {"IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC"}
 
 
+def literal_capability(session: Session) -> str:
+    """LITERAL- when non-synchronizing literals are capped at 4096 octets,
+    else LITERAL+ (RFC 7888 §5: a server never advertises both)."""
+    from mailbag.config import NONSYNC_LITERAL_MINUS
+
+    cap = session.ctx.config.limits.nonsync_literal_max
+    return "LITERAL-" if 0 < cap <= NONSYNC_LITERAL_MINUS else "LITERAL+"
+
+
 def capability_string(session: Session) -> str:
+    literal = literal_capability(session)
     if session.state is not State.NOT_AUTHENTICATED:
-        return " ".join(AFTER_AUTH) + f" APPENDLIMIT={append_limit(session)}"
-    caps = list(PRE_AUTH)
+        after = [literal if c == "LITERAL+" else c for c in AFTER_AUTH]
+        return " ".join(after) + f" APPENDLIMIT={append_limit(session)}"
+    caps = [literal if c == "LITERAL+" else c for c in PRE_AUTH]
     if session.ctx.tls_context is not None and not session.tls_active:
         caps.append("STARTTLS")
     if session.secure:

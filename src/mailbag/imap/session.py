@@ -37,6 +37,7 @@ from mailbag.wire.parser import CommandParser, Limits
 if TYPE_CHECKING:
     from mailbag.auth.authenticator import Authenticator
     from mailbag.config import Config
+    from mailbag.imap.notify_state import NotifyState
     from mailbag.imap.transport import Connection
 
 log = logging.getLogger("mailbag.imap")
@@ -82,7 +83,8 @@ class Session:
         self.remote_ip: str = peer[0] if isinstance(peer, tuple) else "local"
         limits = ctx.config.limits
         self.parser = CommandParser(
-            Limits(max_line=limits.max_line, max_literal=limits.preauth_max_literal)
+            Limits(max_line=limits.max_line, max_literal=limits.preauth_max_literal,
+                   max_nonsync_literal=limits.nonsync_literal_max or None)
         )
         self.state = State.NOT_AUTHENTICATED
         self.account: Account | None = None
@@ -98,6 +100,9 @@ class Session:
         # While in IDLE (commands/idle.py): changes are written by one batch
         # for all idlers of the mailbox instead of waking each session.
         self.idle_push: Callable[[Session], None] | None = None
+        # NOTIFY SET (imap/notify_state.py): changes are pushed between
+        # commands too; None until the client asks.
+        self.notify: NotifyState | None = None
         self.closing = False
         self.busy = False
         self.inflight: set[asyncio.Task[None]] = set()
@@ -264,6 +269,8 @@ class Session:
         finally:
             for task in self.inflight:
                 task.cancel()
+            if self.notify is not None:
+                self.notify.close()
             self.ctx.sessions.discard(self)
             self.deselect()
             try:
@@ -272,6 +279,10 @@ class Session:
                 pass
 
     async def read_more(self) -> bool:
+        if self.notify is not None:
+            from mailbag.imap.notify_state import read_notifying
+
+            return await read_notifying(self)
         cfg = self.ctx.config.limits
         timeout = cfg.preauth_timeout if self.state is State.NOT_AUTHENTICATED else cfg.idle_timeout
         try:
@@ -397,7 +408,8 @@ class Session:
         self.account = account
         self.state = State.AUTHENTICATED
         limits = self.ctx.config.limits
-        self.parser.limits = Limits(max_line=limits.max_line, max_literal=limits.max_literal)
+        self.parser.limits = Limits(max_line=limits.max_line, max_literal=limits.max_literal,
+                                    max_nonsync_literal=limits.nonsync_literal_max or None)
         log_event(log, "login", user=account.name, rip=self.remote_ip,
                   tls="yes" if self.tls_active else "no")
 

@@ -121,6 +121,10 @@ Command = Lhlo | Mail | Rcpt | Bdat | Simple
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _DOMAIN_LABELS = re.compile(r"[^\s<>()\[\]\\,;:@\"]+\Z")
+# C0 controls but HT (one regex scan: a per-character loop cost ~15 us a
+# command, three commands a message).
+_BAD_LOCAL = re.compile(r'[ <>()\[\],;:"\\]')
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f]")
 
 
 def parse_command(line: bytes) -> Command:
@@ -129,7 +133,7 @@ def parse_command(line: bytes) -> Command:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise SyntaxProblem(reply(500, "5.5.2", "Command is not valid UTF-8")) from None
-    if any(ord(c) < 32 and c != "\t" for c in text):
+    if _CONTROLS.search(text) is not None:
         raise SyntaxProblem(reply(500, "5.5.2", "Control characters in the command"))
     verb, _, rest = text.partition(" ")
     verb = verb.upper()
@@ -181,6 +185,11 @@ def _path_and_params(rest: str, prefix: str, *, allow_null: bool) -> tuple[Path,
 
 def _closing_bracket(text: str) -> int:
     # A quoted local part may hold ">" (RFC 5321 §4.1.2 Quoted-string).
+    if '"' not in text:
+        end = text.find(">")
+        if end > 0:
+            return end
+        raise SyntaxProblem(reply(501, "5.5.4", "Missing closing angle bracket"))
     quoted = escaped = False
     for i, c in enumerate(text[1:], 1):
         if escaped:
@@ -211,14 +220,14 @@ def parse_path(inner: str, status: str = "5.1.3") -> Path:
         raise SyntaxProblem(reply(501, status, f"Not an address: <{inner}>"))
     local, domain = inner[:at], inner[at + 1:]
     if not domain:
-        if any(c in local for c in ' <>()[],;:"\\') or not local:
+        if _BAD_LOCAL.search(local) or not local:
             raise SyntaxProblem(reply(501, status, f"Bad local part in <{local}>"))
         return Path(local, local, "")
     if local.startswith('"'):
         if not (len(local) >= 2 and local.endswith('"')):
             raise SyntaxProblem(reply(501, status, "Bad quoted local part"))
         local = re.sub(r"\\(.)", r"\1", local[1:-1])
-    elif any(c in local for c in ' <>()[],;:"\\'):
+    elif _BAD_LOCAL.search(local):
         raise SyntaxProblem(reply(501, status, f"Bad local part in <{inner}>"))
     if not (domain.startswith("[") and domain.endswith("]")) and not _DOMAIN_LABELS.match(domain):
         raise SyntaxProblem(reply(501, status, f"Bad domain in <{inner}>"))

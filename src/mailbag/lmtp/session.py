@@ -189,9 +189,9 @@ class LmtpSession:
 
     async def read_more(self) -> bool:
         try:
-            data = await asyncio.wait_for(
-                self.reader.read(256 * 1024), self.ctx.config.limits.idle_timeout
-            )
+            # asyncio.timeout, not wait_for: no Task per read.
+            async with asyncio.timeout(self.ctx.config.limits.idle_timeout):
+                data = await self.reader.read(256 * 1024)
         except TimeoutError:
             self.send(reply(421, "4.4.2", f"{self.ctx.hostname} Timeout, closing"))
             return False

@@ -22,11 +22,9 @@ class HeaderField:
     value: bytes         # everything after the colon, folding kept, line end stripped
     start: int
     end: int
-
-    @property
-    def key(self) -> bytes:
-        """The upper-cased name, for case-insensitive lookups."""
-        return self.name.upper()
+    # The upper-cased name, for case-insensitive lookups; computed once
+    # (ingest looks fields up ~250 times a message).
+    key: bytes = b""
 
 
 def line_end(raw: bytes, pos: int, end: int) -> int:
@@ -81,7 +79,7 @@ def _make_field(raw: bytes, start: int, end: int) -> HeaderField:
         value = value[:-1]
     if value.endswith(b"\r"):
         value = value[:-1]
-    return HeaderField(name, value, start, end)
+    return HeaderField(name, value, start, end, name.upper())
 
 
 _FOLD = re.compile(rb"\r?\n")

@@ -36,7 +36,7 @@ from mailbag.mime.headers import (
 )
 from mailbag.mime.message import Address, ParsedMessage
 from mailbag.mime.params import parse_content_type, parse_encoding
-from mailbag.mime.render import envelope_addresses, render_body, render_envelope
+from mailbag.mime.render import envelope_addresses, render_bodies, render_envelope
 from mailbag.mime.subject import base_subject
 
 MAX_DEPTH = 50
@@ -240,6 +240,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     refs = _header_str(fields, b"REFERENCES") or ""
     mid = _header_str(fields, b"MESSAGE-ID")
     irt = _header_str(fields, b"IN-REPLY-TO")
+    body, bodystructure = render_bodies(root)
     try:
         preview = preview_of(raw, part)
     except Exception:  # a preview is a nicety; never lose the message over it
@@ -247,8 +248,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return ParsedMessage(
         root=part,
         envelope=render_envelope(root, addrs),
-        body=render_body(root, False),
-        bodystructure=render_body(root, True),
+        body=body,
+        bodystructure=bodystructure,
         sent_date=_date(_header_str(fields, b"DATE")),
         subject=subject,
         base_subject=base_subject(subject),

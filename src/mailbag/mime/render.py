@@ -14,22 +14,41 @@ way Dovecot's imap-envelope.c and imap-bodystructure.c do:
 
 from __future__ import annotations
 
+import re
+
 from mailbag.mime.addresses import RawAddress, parse_address_list
 from mailbag.mime.entity import Entity
 from mailbag.mime.headers import unfold
 from mailbag.mime.params import parse_language, parse_structured
-from mailbag.wire.values import nstring, quoted_or_literal
+from mailbag.wire.values import quoted_or_literal
 
 EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
 EMPTY_BODYSTRUCTURE = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
 
 
+# What wire.values.quoted_or_literal may send quoted, checked with one regex
+# match instead of its per-byte generator (ingest renders ~45 strings a message).
+_QUOTABLE = re.compile(rb"[\x20-\x7e]{0,1024}\Z")
+
+
+def _quoted(value: bytes) -> bytes:
+    if _QUOTABLE.match(value):
+        return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return quoted_or_literal(value)
+
+
+def _nstring(value: bytes | str | None) -> bytes:
+    if value is None:
+        return b"NIL"
+    return _quoted(value.encode("utf-8") if isinstance(value, str) else value)
+
+
 def _nstr(value: bytes | None) -> bytes:
-    return b"NIL" if value is None else nstring(unfold(value))
+    return b"NIL" if value is None else _nstring(unfold(value))
 
 
 def _str(value: bytes) -> bytes:
-    return quoted_or_literal(value.replace(b"\x00", b""))
+    return _quoted(value.replace(b"\x00", b""))
 
 
 def render_addresses(addrs: list[RawAddress]) -> bytes:
@@ -37,8 +56,8 @@ def render_addresses(addrs: list[RawAddress]) -> bytes:
         return b"NIL"
     out = [b"("]
     for a in addrs:
-        out += [b"(", nstring(a.name), b" ", nstring(a.adl), b" ",
-                nstring(a.mailbox), b" ", nstring(a.host), b")"]
+        out += [b"(", _nstring(a.name), b" ", _nstring(a.adl), b" ",
+                _nstring(a.mailbox), b" ", _nstring(a.host), b")"]
     out.append(b")")
     return b"".join(out)
 
@@ -105,40 +124,55 @@ def _common_ext(e: Entity) -> bytes:
 
 def render_body(e: Entity, extended: bool) -> bytes:
     """One ``body`` (with its parentheses): BODYSTRUCTURE if *extended*, else BODY."""
+    return render_bodies(e)[1 if extended else 0]
+
+
+def render_bodies(e: Entity) -> tuple[bytes, bytes]:
+    """BODY and BODYSTRUCTURE in one walk (ingest stores both)."""
     out: list[bytes] = []
-    _write(e, extended, out)
-    return b"".join(out)
+    xout: list[bytes] = []
+    _write_both(e, out, xout)
+    return b"".join(out), b"".join(xout)
 
 
-def _write(e: Entity, extended: bool, out: list[bytes]) -> None:
-    out.append(b"(")
+def _write_both(e: Entity, out: list[bytes], xout: list[bytes]) -> None:
+    # Both forms side by side; what they share is rendered once per part.
     if e.is_multipart:
+        out.append(b"(")
+        xout.append(b"(")
         if e.children:
             for child in e.children:
-                _write(child, extended, out)
+                _write_both(child, out, xout)
         else:
-            out.append(EMPTY_BODYSTRUCTURE if extended else EMPTY_BODY)
-        out.append(b" " + _str(e.subtype.encode()))
-        if extended:
-            wire = e.ctype.wire if e.ctype is not None else ()
-            out.append(b" " + _params(wire, False))
-            out.append(_common_ext(e))
-        out.append(b")")
+            out.append(EMPTY_BODY)
+            xout.append(EMPTY_BODYSTRUCTURE)
+        sub = b" " + _str(e.subtype.encode())
+        out.append(sub + b")")
+        wire = e.ctype.wire if e.ctype is not None else ()
+        xout.append(sub + b" " + _params(wire, False) + _common_ext(e) + b")")
         return
     text = e.type == "text"
-    out.append(_str(e.type.encode()) + b" " + _str(e.subtype.encode()) + b" ")
-    out.append(_params(e.ctype.wire if e.ctype is not None else (), text))
-    out.append(b" " + _nstr(e.header(b"CONTENT-ID")))
-    out.append(b" " + _nstr(e.header(b"CONTENT-DESCRIPTION")))
-    out.append(b" " + _str(e.encoding.encode("utf-8")))
-    out.append(b" %d" % (e.body_end - e.body_start))
+    common = b"".join((
+        b"(", _str(e.type.encode()), b" ", _str(e.subtype.encode()), b" ",
+        _params(e.ctype.wire if e.ctype is not None else (), text),
+        b" ", _nstr(e.header(b"CONTENT-ID")),
+        b" ", _nstr(e.header(b"CONTENT-DESCRIPTION")),
+        b" ", _str(e.encoding.encode("utf-8")),
+        b" %d" % (e.body_end - e.body_start),
+    ))
+    out.append(common)
+    xout.append(common)
     if text:
-        out.append(b" %d" % e.lines)
+        lines = b" %d" % e.lines
+        out.append(lines)
+        xout.append(lines)
     elif e.message is not None:
-        out.append(b" " + render_envelope(e.message) + b" ")
-        _write(e.message, extended, out)
-        out.append(b" %d" % e.lines)
-    if extended:
-        out.append(b" " + _nstr(e.header(b"CONTENT-MD5")))
-        out.append(_common_ext(e))
+        env = b" " + render_envelope(e.message) + b" "
+        out.append(env)
+        xout.append(env)
+        _write_both(e.message, out, xout)
+        lines = b" %d" % e.lines
+        out.append(lines)
+        xout.append(lines)
     out.append(b")")
+    xout.append(b" " + _nstr(e.header(b"CONTENT-MD5")) + _common_ext(e) + b")")

@@ -4,17 +4,26 @@ compute everything the store keeps beside its blob.
 IMAP APPEND, LMTP, ``mailbag deliver`` and ``mailbag import`` all end in
 ``Store.append``, which runs ``prepare`` on a worker thread (parsing is CPU
 work) and writes the blob before the database transaction that references it.
+The server runs it in worker processes instead (store/sqlite/ingest_procs.py);
+``worker_main`` below is such a process, kept here so that it imports only
+mime/ and blobs.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+import signal
+import socket
+import struct
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from mailbag.mime.facts import dump
 from mailbag.mime.parse import parse_message
 from mailbag.mime.text import field_texts, search_text
-from mailbag.store.blobs import blob_id_of
+from mailbag.store.blobs import BlobStore, blob_id_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +59,61 @@ def prepare(raw: bytes) -> PreparedMessage:
         search_body=text.body.casefold(),
         search_fields=field_texts(parsed),
     )
+
+
+# -- the worker process (protocol: store/sqlite/ingest_procs.py)
+
+FRAME = struct.Struct(">I")
+
+
+def prepare_and_store(blobs: BlobStore, inline_max: int, raw: bytes) -> PreparedMessage:
+    """Parse and compress ``raw``; a small message travels to the writer
+    compressed and is committed in its row; a big one is made durable as a
+    file first (what SqliteStore's ingest thread does)."""
+    msg = prepare(raw)
+    data = blobs.compress(raw)
+    if len(data) <= inline_max:
+        return dataclasses.replace(msg, inline=data)
+    blobs.put(msg.blob_id, msg.raw, compressed=data)
+    return msg
+
+
+# The answer is PreparedMessage's fields after raw, which the server has.
+ANSWER_FIELDS = tuple(f.name for f in dataclasses.fields(PreparedMessage))[1:]
+if dataclasses.fields(PreparedMessage)[0].name != "raw":
+    raise ImportError("the ingest worker expects PreparedMessage to start with raw")
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        got = sock.recv(min(n - len(buf), 1 << 20))
+        if not got:
+            return None
+        buf += got
+    return bytes(buf)
+
+
+def worker_main(argv: list[str]) -> int:
+    """``BLOB_ROOT INLINE_MAX FD``: answer requests on socket FD until EOF."""
+    blob_root, inline_max, fd = Path(argv[0]), int(argv[1]), int(argv[2])
+    # Ctrl-C in a terminal reaches the whole process group: the server
+    # decides when its workers stop (EOF on the socket).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    blobs = BlobStore(blob_root)
+    sock = socket.socket(fileno=fd)
+    while True:
+        head = _recv_exact(sock, FRAME.size)
+        if head is None:
+            return 0
+        raw = _recv_exact(sock, FRAME.unpack(head)[0])
+        if raw is None:
+            return 0
+        try:
+            msg = prepare_and_store(blobs, inline_max, raw)
+            # A plain tuple: unpickling a slots dataclass runs Python code
+            # per field on the server's event loop.
+            out = pickle.dumps(tuple(getattr(msg, f) for f in ANSWER_FIELDS), protocol=5)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, who answers 451/NO
+            out = pickle.dumps(f"{type(exc).__name__}: {exc}", protocol=5)
+        sock.sendall(FRAME.pack(len(out)) + out)

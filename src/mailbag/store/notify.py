@@ -1,4 +1,7 @@
-"""The in-process change feed: "mailbox M reached modseq N" (DESIGN.md rule 4).
+"""The in-process change feed: "mailbox M reached modseq N" (DESIGN.md rule 4),
+and "the mailbox names or subscriptions of account A changed" (what IMAP
+NOTIFY's MailboxName and SubscriptionChange events, RFC 5465 §5.4/§5.5, are
+computed from: the listener re-reads the list and compares).
 
 Backends call ``publish_threadsafe`` after a transaction commits; listeners run
 on the event-loop thread and must be cheap (they wake IDLE sessions, which then
@@ -14,11 +17,13 @@ from collections.abc import Callable, Mapping
 log = logging.getLogger(__name__)
 
 Listener = Callable[[int, int], None]
+NamesListener = Callable[[int], None]
 
 
 class ChangeFeed:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._names: list[NamesListener] = []
 
     def add(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -49,3 +54,22 @@ class ChangeFeed:
         except RuntimeError:
             # The loop closed between the check and the call: nobody to tell.
             pass
+
+    def add_names(self, listener: NamesListener) -> None:
+        self._names.append(listener)
+
+    def remove_names(self, listener: NamesListener) -> None:
+        try:
+            self._names.remove(listener)
+        except ValueError:
+            pass
+
+    def publish_names(self, account_id: int) -> None:
+        """Call every names listener for *account_id*; on the loop thread.
+        Called in the task of the command that made the change (listeners
+        may use that to recognise a session's own change)."""
+        for listener in list(self._names):
+            try:
+                listener(account_id)
+            except Exception:
+                log.exception("names listener failed")

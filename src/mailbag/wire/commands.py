@@ -498,6 +498,37 @@ class Id(Command):
     params: tuple[tuple[str, str | None], ...] | None  # None for "ID NIL"
 
 
+@dataclass(frozen=True, slots=True)
+class NotifyEvent:
+    """One event of a NOTIFY event group (RFC 5465 §5, §8 "event"). Known
+    names are in their RFC spelling ("MessageNew"); an unknown event-ext
+    atom is kept as sent, so that the session can answer NO [BADEVENT]."""
+
+    name: str
+    fetch: tuple[FetchAtt, ...] = ()    # MessageNew (fetch-att ...), SELECTED only
+
+
+NotifyFilter = L["SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED",
+                 "SUBTREE", "MAILBOXES"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """"(" filter-mailboxes SP events ")" (RFC 5465 §6, §8)."""
+
+    filter: NotifyFilter
+    mailboxes: tuple[str, ...] = ()     # SUBTREE / MAILBOXES names, as sent
+    events: tuple[NotifyEvent, ...] = ()  # empty: NONE
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465 §3.1)."""
+
+    groups: tuple[NotifyGroup, ...] | None  # None: NOTIFY NONE
+    status: bool = False
+
+
 # ------------------------------------------------------------ parser events
 
 @dataclass(frozen=True, slots=True)

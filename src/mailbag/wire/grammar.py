@@ -26,6 +26,7 @@ from mailbag.wire import commands as c
 from mailbag.wire.dates import parse_datetime
 from mailbag.wire.fetch_grammar import parse_fetch_items, parse_fetch_modifiers
 from mailbag.wire.lexer import TAG_CHARS, ParseError, Reader
+from mailbag.wire.notify_grammar import parse_notify
 from mailbag.wire.quota_grammar import parse_getquota, parse_getquotaroot, parse_setquota
 from mailbag.wire.search_grammar import SearchParser
 from mailbag.wire.sort_grammar import (
@@ -489,6 +490,9 @@ class _Grammar:
     def setquota(self, name: str) -> c.Command:
         return parse_setquota(self.r, self.tag)
 
+    def notify(self, name: str) -> c.Command:
+        return parse_notify(self.r, self.tag)
+
     _COMMANDS: dict[str, Callable[[_Grammar, str], c.Command]] = {}
     _UID: dict[str, Callable[[_Grammar, bool], c.Command]] = {}
 
@@ -523,6 +527,7 @@ _Grammar._COMMANDS = {
     "COMPRESS": _Grammar.compress,
     "GETQUOTA": _Grammar.getquota, "GETQUOTAROOT": _Grammar.getquotaroot,
     "SETQUOTA": _Grammar.setquota,
+    "NOTIFY": _Grammar.notify,
 }
 _Grammar._UID = {
     "SEARCH": _Grammar.search, "FETCH": _Grammar.fetch, "STORE": _Grammar.store,

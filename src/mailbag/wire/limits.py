@@ -17,6 +17,10 @@ class Limits:
     max_literal: int = 64 * 1024 * 1024      # one literal
     max_nesting: int = 16                    # parenthesized search keys
     max_command_size: int = 80 * 1024 * 1024  # text plus every literal
+    # Largest non-synchronizing literal ({n+}); None: only the limits above
+    # (LITERAL+). 4096 is LITERAL- (RFC 7888 §5): a larger one is refused
+    # with a tagged BAD [TOOBIG] and its octets are read and discarded.
+    max_nonsync_literal: int | None = None
 
     @classmethod
     def pre_auth(cls) -> Limits:

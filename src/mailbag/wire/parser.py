@@ -100,6 +100,14 @@ class CommandParser:
             self._reset_command()
 
     @property
+    def between_commands(self) -> bool:
+        """No command is partly received (no line waiting for its literal, no
+        literal being read or skipped): unsolicited responses (NOTIFY, RFC
+        5465) can go out without landing in the middle of one."""
+        return (self._state is _State.LINE and not self._segments
+                and not self._discarding and self._mode is _Mode.COMMAND)
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not consumed yet."""
         return len(self._buf)
@@ -272,13 +280,24 @@ class CommandParser:
             return NeedContinuation(size)
         if size > limits.max_command_size:
             return self._fatal(tag, size)
-        if too_big:
+        nonsync_max = limits.max_nonsync_literal
+        over_nonsync = nonsync_max is not None and size > nonsync_max
+        if too_big or over_nonsync:
+            # The client sends the octets anyway: count them off unread so
+            # that they are never taken for commands (RFC 7888 §4, choice 1).
             self._reset_command()
             self._discarding = True
             self._remaining = size
             self._state = _State.SKIP_LITERAL
-            self._pending = ProtocolError(tag, f"Literal of {size} octets is too big",
-                                          code="TOOBIG", status="NO")
+            if over_nonsync:
+                # RFC 7888 §5 (LITERAL-): tagged BAD with TOOBIG.
+                self._pending = ProtocolError(
+                    tag, f"Non-synchronizing literal of {size} octets is over "
+                    f"{nonsync_max}; send it as a synchronizing literal {{{size}}}",
+                    code="TOOBIG")
+            else:
+                self._pending = ProtocolError(tag, f"Literal of {size} octets is too big",
+                                              code="TOOBIG", status="NO")
             return None
         self._start_literal(size)
         return None

@@ -12,6 +12,7 @@ from mailbag.imap.commands import (  # noqa: F401
     login,
     mailboxes,
     messages,
+    notify,
     quota,
     search,
     select,

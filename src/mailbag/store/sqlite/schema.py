@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1 = """
 CREATE TABLE meta (
@@ -167,8 +167,38 @@ CREATE VIRTUAL TABLE message_fts USING fts5(
 INSERT INTO message_fts (message_fts) VALUES ('rebuild');
 """
 
+# fts_pending: messages committed but not yet in message_fts; the writer
+# indexes them in batches (writer.py says why) and SEARCH scans these few
+# rows meanwhile. directory_serial: moves whenever anything an LMTP recipient
+# look-up reads changes (accounts, aliases, mailbox names), from any process,
+# so the server can keep look-ups and check them with one tiny read
+# (SqliteStore.find_recipient).
+_V5 = """
+CREATE TABLE fts_pending (message_id INTEGER PRIMARY KEY);
+CREATE TABLE directory_serial (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO directory_serial (id, n) VALUES (1, 0);
+CREATE TRIGGER dir_accounts_ins AFTER INSERT ON accounts
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_accounts_upd AFTER UPDATE ON accounts
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_accounts_del AFTER DELETE ON accounts
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_aliases_ins AFTER INSERT ON aliases
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_aliases_upd AFTER UPDATE ON aliases
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_aliases_del AFTER DELETE ON aliases
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_mailboxes_ins AFTER INSERT ON mailboxes
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_mailboxes_upd AFTER UPDATE OF name, noselect, account_id ON mailboxes
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+CREATE TRIGGER dir_mailboxes_del AFTER DELETE ON mailboxes
+BEGIN UPDATE directory_serial SET n = n + 1; END;
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -204,5 +234,16 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 def _statements(script: str) -> list[str]:
     # executescript() would commit on its own; splitting keeps each migration
-    # in one transaction. The DDL holds no ";" inside literals.
-    return [s.strip() for s in script.split(";") if s.strip()]
+    # in one transaction. The DDL holds no ";" inside literals; a trigger
+    # body holds some, so pieces are joined until SQLite calls them complete.
+    out: list[str] = []
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf.strip().rstrip(";").strip())
+            buf = ""
+    if buf.strip(" \n;"):
+        out.append(buf.strip().rstrip(";").strip())
+    return out

@@ -17,6 +17,11 @@ a server-wide candidate list is to filter: both read the mailbox's texts.
 Case: the text is casefolded at ingest and the needle here with the same
 ``str.casefold``, so the tokenizer runs case-sensitive (no folding of its
 own, which is simpler than Unicode's and knows no ß -> ss).
+
+Deferred indexing: the server's writer may commit a message with only its id
+in ``fts_pending`` and index such messages later, many at once (writer.py);
+a search through the index also scans the pending ones, so a committed
+message is always found. ``unindex_messages`` strikes a pending one instead.
 """
 
 from __future__ import annotations
@@ -69,9 +74,29 @@ def index_messages(
     )
 
 
+def defer_messages(conn: sqlite3.Connection, message_ids: Iterable[int]) -> None:
+    """Note committed messages for a later ``index_pending`` (the server's
+    writer batches the index this way; SEARCH scans them meanwhile)."""
+    conn.executemany("INSERT OR IGNORE INTO fts_pending (message_id) VALUES (?)",
+                     [(m,) for m in message_ids])
+
+
+def index_pending(conn: sqlite3.Connection) -> int:
+    """Index every deferred message in one go; returns how many."""
+    conn.execute(
+        f"INSERT INTO message_fts (rowid, {TEXT_COLUMNS})"
+        f" SELECT message_id, {TEXT_COLUMNS} FROM message_text"
+        " WHERE message_id IN (SELECT message_id FROM fts_pending) ORDER BY message_id"
+    )
+    return int(conn.execute("DELETE FROM fts_pending").rowcount)
+
+
 def unindex_messages(conn: sqlite3.Connection, message_ids: Iterable[int]) -> None:
     """Remove messages from the index; call before their message_text rows
-    go (an external-content index is told the exact text it indexed)."""
+    go (an external-content index is told the exact text it indexed). A
+    deferred one was never indexed: it only leaves the pending list."""
+    message_ids = [m for m in message_ids if not conn.execute(
+        "DELETE FROM fts_pending WHERE message_id = ?", (m,)).rowcount]
     conn.executemany(
         f"INSERT INTO message_fts (message_fts, rowid, {TEXT_COLUMNS})"
         f" SELECT 'delete', message_id, {TEXT_COLUMNS} FROM message_text WHERE message_id = ?",
@@ -118,6 +143,14 @@ def search_text(
             (key, mailbox_id),
         )
         return {r[0] for r in cur}
+    # Messages committed but not indexed yet (fts_pending): a few, scanned.
+    hits = {r[0] for r in conn.execute(
+        "SELECT mm.uid FROM fts_pending p"
+        " CROSS JOIN mailbox_messages mm ON mm.message_id = p.message_id"
+        " CROSS JOIN message_text t ON t.message_id = p.message_id"
+        f" WHERE mm.mailbox_id = ?2 AND {condition}",
+        (key, mailbox_id),
+    )}
     if len(key) == 3:
         # One trigram present in the column is the substring itself.
         cur = conn.execute(
@@ -126,7 +159,7 @@ def search_text(
             " WHERE message_fts MATCH ?1 AND mm.mailbox_id = ?2",
             (match_query(where, key), mailbox_id),
         )
-        return {r[0] for r in cur}
+        return hits | {r[0] for r in cur}
     # CROSS JOIN fixes the order: index, then the mailbox, then the text.
     cur = conn.execute(
         "SELECT mm.uid FROM message_fts f"
@@ -135,7 +168,7 @@ def search_text(
         f" WHERE message_fts MATCH ?3 AND mm.mailbox_id = ?2 AND {condition}",
         (key, mailbox_id, match_query(where, key)),
     )
-    return {r[0] for r in cur}
+    return hits | {r[0] for r in cur}
 
 
 def _size(conn: sqlite3.Connection, mailbox_id: int) -> int:

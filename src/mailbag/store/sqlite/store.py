@@ -58,6 +58,7 @@ from mailbag.store.sqlite import (
     message_ops,
     queries,
 )
+from mailbag.store.sqlite.ingest_procs import IngestProcesses
 from mailbag.store.sqlite.readers import ReaderPool
 from mailbag.store.sqlite.schema import configure
 from mailbag.store.sqlite.writer import Txn, Writer
@@ -71,13 +72,16 @@ DB_NAME = "mailbag.sqlite3"
 INLINE_MAX = 128 * 1024
 # FETCHes of at most this many messages read their records on the event loop.
 QUICK_RECORDS = 64
+# Recipient look-ups kept (find_recipient); the cache starts over when full.
+RECIPIENT_CACHE = 4096
 # How often the database is checked for commits made by other processes
 # (`mailbag deliver` or `mailbag import` run beside the server).
 WATCH_INTERVAL = 0.25
 
 
 class SqliteStore:
-    def __init__(self, data_dir: Path, *, readers: int = 4, ingest_workers: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *, readers: int = 4, ingest_workers: int | None = None,
+                 ingest_processes: int = 0, fts_batch: int = 0) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DB_NAME
         self.blobs = BlobStore(self.data_dir / "blobs")
@@ -88,11 +92,27 @@ class SqliteStore:
         self._writer: Writer | None = None
         self._readers: ReaderPool | None = None
         self._ingest: ThreadPoolExecutor | None = None
+        # ingest_processes > 0: parse in that many worker processes, started on
+        # the first message (ingest_procs.py says why); the server does this.
+        self._procs: IngestProcesses | None = None
+        self._proc_count = ingest_processes
+        # fts_batch > 0: the search index is written for that many messages
+        # at a time, not in each commit (writer.py, "Deferred indexing").
+        self._fts_batch = fts_batch
         # Mailboxes someone in this process follows -> highest modseq known.
         self._watched: dict[int, int] = {}
+        # How many followers each watched mailbox has (the mailbox index and
+        # NOTIFY sessions watch the same mailbox independently).
+        self._watch_refs: dict[int, int] = {}
+        # Accounts whose mailbox names/subscriptions someone follows (NOTIFY)
+        # -> followers, and the last signature of those names the watcher saw.
+        self._name_refs: dict[int, int] = {}
+        self._name_sigs: dict[int, int] = {}
         self._watcher: asyncio.Task[None] | None = None
         # Read connection of the event loop's own, for tiny look-ups (find_recipient).
         self._quick: sqlite3.Connection | None = None
+        # find_recipient answers -> (directory_serial when read, answer)
+        self._recipients: dict[object, tuple[int, RecipientMatch | None]] = {}
         self._feed.add(self._note_change)
 
     # -- lifecycle
@@ -100,13 +120,15 @@ class SqliteStore:
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.blobs.root.mkdir(parents=True, exist_ok=True)
-        writer = Writer(self.db_path, self.blobs, self._committed)
+        writer = Writer(self.db_path, self.blobs, self._committed, self._fts_batch)
         await asyncio.wrap_future(writer.start())
         self._writer = writer
         self._readers = ReaderPool(self.db_path, self._reader_count)
         self._ingest = ThreadPoolExecutor(
             max_workers=self._ingest_workers, thread_name_prefix="mailbag-ingest"
         )
+        if self._proc_count > 0:
+            self._procs = IngestProcesses(self.blobs.root, INLINE_MAX, self._proc_count)
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -118,6 +140,9 @@ class SqliteStore:
             self._quick.close()
             self._quick = None
         loop = asyncio.get_running_loop()
+        procs, self._procs = self._procs, None
+        if procs is not None:
+            await procs.close()
         writer, readers, ingest = self._writer, self._readers, self._ingest
         self._writer = self._readers = self._ingest = None
         if ingest is not None:
@@ -150,11 +175,40 @@ class SqliteStore:
         """Announce on the change feed commits that other processes make to
         this mailbox (this process's own commits are announced anyway)."""
         self._watched[mailbox_id] = max(self._watched.get(mailbox_id, 0), modseq)
+        self._watch_refs[mailbox_id] = self._watch_refs.get(mailbox_id, 0) + 1
+        self._start_watcher()
+
+    def unwatch_mailbox(self, mailbox_id: int) -> None:
+        refs = self._watch_refs.get(mailbox_id, 0) - 1
+        if refs > 0:
+            self._watch_refs[mailbox_id] = refs
+            return
+        self._watch_refs.pop(mailbox_id, None)
+        self._watched.pop(mailbox_id, None)
+
+    def _start_watcher(self) -> None:
         if self._watcher is None and self._loop is not None:
             self._watcher = self._loop.create_task(self._watch())
 
-    def unwatch_mailbox(self, mailbox_id: int) -> None:
-        self._watched.pop(mailbox_id, None)
+    def watch_names(self, account_id: int) -> None:
+        """Also announce (add_names_listener) mailbox name and subscription
+        changes other processes commit for this account."""
+        self._name_refs[account_id] = self._name_refs.get(account_id, 0) + 1
+        self._start_watcher()
+
+    def unwatch_names(self, account_id: int) -> None:
+        refs = self._name_refs.get(account_id, 0) - 1
+        if refs > 0:
+            self._name_refs[account_id] = refs
+            return
+        self._name_refs.pop(account_id, None)
+        self._name_sigs.pop(account_id, None)
+
+    def _names_changed(self, account_id: int) -> None:
+        # This process's own change: announced now, in the caller's task; the
+        # watcher takes the new names as its baseline without announcing again.
+        self._name_sigs.pop(account_id, None)
+        self._feed.publish_names(account_id)
 
     def _note_change(self, mailbox_id: int, modseq: int) -> None:
         if mailbox_id in self._watched and modseq > self._watched[mailbox_id]:
@@ -171,12 +225,14 @@ class SqliteStore:
             last = conn.execute("PRAGMA data_version").fetchone()[0]
             while True:
                 await asyncio.sleep(WATCH_INTERVAL)
-                if not self._watched:
+                if not self._watched and not self._name_refs:
                     continue
                 version = conn.execute("PRAGMA data_version").fetchone()[0]
                 if version == last:
                     continue
                 last = version
+                if self._name_refs:
+                    self._check_names(conn)
                 events: dict[int, int] = {}
                 ids = list(self._watched)
                 for i in range(0, len(ids), 500):
@@ -193,6 +249,23 @@ class SqliteStore:
             log.exception("change watcher stopped")
         finally:
             conn.close()
+
+    def _check_names(self, conn: sqlite3.Connection) -> None:
+        """Announce the followed accounts whose mailbox names or
+        subscriptions another process changed: a signature of both per
+        account (two indexed queries), compared with the last one."""
+        for account_id in list(self._name_refs):
+            rows = conn.execute(
+                "SELECT id, name, noselect FROM mailboxes WHERE account_id = ? ORDER BY id",
+                (account_id,)).fetchall()
+            subs = conn.execute(
+                "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name",
+                (account_id,)).fetchall()
+            sig = hash((tuple(rows), tuple(subs)))
+            old = self._name_sigs.get(account_id)
+            self._name_sigs[account_id] = sig
+            if old is not None and old != sig:
+                self._feed.publish_names(account_id)
 
     async def _write(self, job: Callable[[Txn], T]) -> T:
         if self._writer is None:
@@ -289,21 +362,26 @@ class SqliteStore:
     async def create_mailbox(
         self, account_id: int, name: str, special_use: str | None = None
     ) -> MailboxInfo:
-        return await self._write(
+        info = await self._write(
             lambda t: mailbox_ops.create_mailbox(t, account_id, name, special_use)
         )
+        self._names_changed(account_id)
+        return info
 
     async def delete_mailbox(self, account_id: int, name: str) -> None:
         await self._write(lambda t: mailbox_ops.delete_mailbox(t, account_id, name))
+        self._names_changed(account_id)
 
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
         await self._write(lambda t: mailbox_ops.rename_mailbox(t, account_id, old, new))
+        self._names_changed(account_id)
 
     async def subscriptions(self, account_id: int) -> list[str]:
         return await self._read(queries.subscriptions, account_id)
 
     async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
         await self._write(lambda t: mailbox_ops.set_subscribed(t, account_id, name, subscribed))
+        self._names_changed(account_id)
 
     async def mailbox_keywords(self, mailbox_id: int) -> list[str]:
         return await self._read(queries.mailbox_keywords, mailbox_id)
@@ -340,6 +418,8 @@ class SqliteStore:
         """Parse ``raw`` and store its blob, off the event loop."""
         if self._ingest is None:
             raise RuntimeError("the store is not open")
+        if self._procs is not None:
+            return await self._procs.prepare(raw)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._ingest, self._prepare_and_store, raw)
 
@@ -456,7 +536,23 @@ class SqliteStore:
         # (DESIGN.md allows small indexed queries there): handing them to the
         # reader pool cost more than the queries themselves (bench/lmtp.py:
         # ~0.7 ms of CPU per message for two hand-offs).
-        return alias_ops.find_recipient(self._quick_conn(), candidates)
+        # An MTA sends the same few recipients over and over: answers are kept
+        # while directory_serial (bumped by triggers on accounts, aliases and
+        # mailbox names, whoever writes) stays put, so a repeat costs one
+        # one-row read. Not for an account with a quota, whose usage must be
+        # read fresh.
+        conn = self._quick_conn()
+        serial = conn.execute("SELECT n FROM directory_serial").fetchone()[0]
+        key = tuple((tuple(names), tuple(folders)) for names, folders in candidates)
+        hit = self._recipients.get(key)
+        if hit is not None and hit[0] == serial:
+            return hit[1]
+        match = alias_ops.find_recipient(conn, candidates)
+        if match is None or match.account.quota_bytes is None:
+            if len(self._recipients) >= RECIPIENT_CACHE:
+                self._recipients.clear()
+            self._recipients[key] = (serial, match)
+        return match
 
     def _quick_conn(self) -> sqlite3.Connection:
         """A read connection used on the event loop itself, for queries so
@@ -477,6 +573,15 @@ class SqliteStore:
 
     def remove_listener(self, listener: Callable[[int, int], None]) -> None:
         self._feed.remove(listener)
+
+    def add_names_listener(self, listener: Callable[[int], None]) -> None:
+        """*listener(account_id)* when that account's mailbox names or
+        subscriptions changed (in this process at once, from others when
+        watch_names follows the account)."""
+        self._feed.add_names(listener)
+
+    def remove_names_listener(self, listener: Callable[[int], None]) -> None:
+        self._feed.remove_names(listener)
 
 
 def _sweep_blobs(txn: Txn) -> int:

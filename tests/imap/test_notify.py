@@ -1,0 +1,311 @@
+"""NOTIFY (RFC 5465) end to end: one connection sets NOTIFY and then only
+reads, another one changes mailboxes; the first must be told without
+sending a command (STATUS for other mailboxes, EXISTS/FETCH/EXPUNGE for the
+selected one, LIST for names and subscriptions). Reads wait for an expected
+line (the socket timeout is only a safety net); what must *not* be sent is
+checked against a later line that is sent, never against the clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+
+_names = itertools.count(1)
+MSG = b"From: a@example.org\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def box(prefix: str = "nt") -> str:
+    return f"{prefix}{next(_names)}"
+
+
+class Client:
+    def __init__(self, port: int, user: str = "alice", password: str = "alice-pw") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buf = b""
+        self.tags = itertools.count(1)
+        assert self.line().startswith(b"* OK")
+        self.run(f"LOGIN {user} {password}")
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        m = re.search(rb"\{(\d+)\}$", line)
+        if m:                       # a literal: keep it with its line
+            n = int(m[1])
+            while len(self.buf) < n:
+                self.buf += self.sock.recv(65536)
+            line += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+            line += self.line()
+        return line
+
+    def run(self, command: str | bytes, status: str = "OK") -> tuple[list[bytes], bytes]:
+        tag = b"t%d" % next(self.tags)
+        raw = command.encode() if isinstance(command, str) else command
+        self.sock.sendall(tag + b" " + raw + b"\r\n")
+        untagged: list[bytes] = []
+        while True:
+            line = self.line()
+            if line.startswith(tag + b" "):
+                assert line.startswith(tag + b" " + status.encode()), (raw, line, untagged)
+                return untagged, line
+            untagged.append(line)
+
+    def append(self, mailbox: str, body: bytes = MSG, flags: str = "") -> None:
+        self.run(f"APPEND {mailbox} ({flags}) {{{len(body)}+}}\r\n".encode() + body)
+
+    def wait_for(self, pred: Callable[[bytes], bool]) -> list[bytes]:
+        """Untagged lines read (without sending anything) up to and
+        including the first one *pred* accepts."""
+        seen: list[bytes] = []
+        while True:
+            line = self.line()
+            seen.append(line)
+            assert not re.match(rb"^t\d+ ", line), seen
+            if pred(line):
+                return seen
+
+    def close(self) -> None:
+        try:
+            self.run("LOGOUT")
+        finally:
+            self.sock.close()
+
+
+@pytest.fixture
+def pair(server) -> Iterator[tuple[Client, Client]]:  # type: ignore[no-untyped-def]
+    a, b = Client(server.imap_port), Client(server.imap_port)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def status_of(line: bytes, name: str) -> dict[str, int] | None:
+    m = re.match(rb'^\* STATUS "?' + re.escape(name.encode()) + rb'"? \((.*)\)$', line)
+    if not m:
+        return None
+    words = m[1].split()
+    return {words[i].decode(): int(words[i + 1]) for i in range(0, len(words), 2)}
+
+
+def test_capability_and_initial_status(pair: tuple[Client, Client]) -> None:
+    a, _ = pair
+    one, two = box(), box()
+    a.run(f"CREATE {one}")
+    a.run(f"CREATE {two}")
+    a.append(one)
+    untagged, _ = a.run("CAPABILITY")
+    assert b" NOTIFY" in untagged[0]
+
+    lines, _ = a.run(f"NOTIFY SET STATUS (mailboxes ({one} {two}) (MessageNew MessageExpunge))")
+    st = {n: status_of(line, n) for line in lines for n in (one, two) if status_of(line, n)}
+    assert st[one] is not None and st[one]["MESSAGES"] == 1 and "UIDNEXT" in st[one]
+    assert st[two] is not None and st[two]["MESSAGES"] == 0 and "UIDVALIDITY" in st[two]
+    assert "HIGHESTMODSEQ" not in st[one]
+
+    lines, _ = a.run(f"NOTIFY SET STATUS (mailboxes {one} (MessageNew MessageExpunge FlagChange))")
+    assert [status_of(x, one) for x in lines if status_of(x, one)][0]["HIGHESTMODSEQ"] > 0  # type: ignore[index]
+
+    lines, _ = a.run(f"NOTIFY SET (mailboxes {one} (MessageNew MessageExpunge FlagChange))")
+    assert not any(x.startswith(b"* STATUS") for x in lines)
+
+
+def test_other_mailboxes_pushed_between_commands(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    watched, other = box(), box()
+    b.run(f"CREATE {watched}")
+    b.run(f"CREATE {other}")
+    a.run(f"NOTIFY SET (mailboxes {watched} (MessageNew MessageExpunge FlagChange))")
+
+    b.append(other)             # not watched: must not be reported ...
+    b.append(watched)           # ... before this one is
+    seen = a.wait_for(lambda x: status_of(x, watched) is not None)
+    assert not any(status_of(x, other) for x in seen), seen
+    first = status_of(seen[-1], watched)
+    assert first is not None and first["MESSAGES"] == 1
+
+    b.run(f"SELECT {watched}")
+    b.run("STORE 1 +FLAGS (\\Flagged)")
+    flagged = status_of(a.wait_for(lambda x: status_of(x, watched) is not None)[-1], watched)
+    assert flagged is not None and flagged["HIGHESTMODSEQ"] > first["HIGHESTMODSEQ"]
+    assert flagged["MESSAGES"] == 1
+
+    b.run("STORE 1 +FLAGS (\\Deleted)")
+    a.wait_for(lambda x: status_of(x, watched) is not None)
+    b.run("EXPUNGE")
+    gone = a.wait_for(lambda x: (status_of(x, watched) or {}).get("MESSAGES") == 0)
+    assert gone
+
+
+def test_selected_mailbox_gets_exists_fetch_expunge(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    sel, other = box(), box()
+    b.run(f"CREATE {sel}")
+    b.run(f"CREATE {other}")
+    b.append(sel)
+    a.run(f"SELECT {sel}")
+    a.run("NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
+          "(personal (MessageNew MessageExpunge))")
+
+    b.append(sel, flags="\\Seen")
+    seen = a.wait_for(lambda x: b" FETCH " in x and b"UID" in x)
+    assert b"* 2 EXISTS" in seen
+    assert re.match(rb"^\* 2 FETCH \(.*UID \d+.*FLAGS \(.*\\Seen", seen[-1]), seen
+    assert not any(status_of(x, sel) for x in seen), "no STATUS for the selected mailbox"
+
+    b.append(other)
+    assert status_of(a.wait_for(lambda x: x.startswith(b"* STATUS"))[-1], other)
+
+    b.run(f"SELECT {sel}")
+    b.run("STORE 1 +FLAGS (\\Flagged)")
+    flags = a.wait_for(lambda x: x.startswith(b"* 1 FETCH"))
+    assert b"\\Flagged" in flags[-1]
+
+    b.run("STORE 1 +FLAGS (\\Deleted)")
+    b.run("EXPUNGE")
+    assert a.wait_for(lambda x: x.endswith(b"EXPUNGE"))[-1] == b"* 1 EXPUNGE"
+    untagged, _ = a.run("NOOP")
+    assert not any(b"EXPUNGE" in x for x in untagged)   # told once, not twice
+
+
+def test_selected_delayed_holds_expunge_until_a_command(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    sel, other = box(), box()
+    b.run(f"CREATE {sel}")
+    b.run(f"CREATE {other}")
+    b.append(sel)
+    b.append(sel)
+    a.run(f"SELECT {sel}")
+    a.run("NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange)) "
+          f"(mailboxes {other} (MessageNew MessageExpunge))")
+    b.run(f"SELECT {sel}")
+    b.run("STORE 1 +FLAGS (\\Deleted)")
+    a.wait_for(lambda x: x.startswith(b"* 1 FETCH"))
+    b.run("EXPUNGE")
+    b.append(other)               # reported after the expunge happened
+    seen = a.wait_for(lambda x: status_of(x, other) is not None)
+    assert not any(x.endswith(b"EXPUNGE") for x in seen), seen
+    untagged, _ = a.run("NOOP")
+    assert b"* 1 EXPUNGE" in untagged
+
+
+def test_mailbox_names_and_subscriptions(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    a.run("NOTIFY SET (personal (MailboxName SubscriptionChange))")
+    old, new = box("nm"), box("nm")
+
+    def listed(name: str) -> Callable[[bytes], bool]:
+        return lambda x: x.startswith(b"* LIST") and x.split(b'"/" ', 1)[1].startswith(
+            name.encode())
+
+    b.run(f"CREATE {old}")
+    line = a.wait_for(listed(old))[-1]
+    assert b"\\NonExistent" not in line
+    b.run(f"RENAME {old} {new}")
+    line = a.wait_for(listed(new))[-1]
+    assert line.endswith(b'("OLDNAME" (' + old.encode() + b"))"), line
+    b.run(f"SUBSCRIBE {new}")
+    assert b"\\Subscribed" in a.wait_for(listed(new))[-1]
+    b.run(f"UNSUBSCRIBE {new}")
+    assert b"\\Subscribed" not in a.wait_for(listed(new))[-1]
+    b.run(f"DELETE {new}")
+    assert b"\\NonExistent" in a.wait_for(listed(new))[-1]
+
+
+def test_own_changes_are_not_reported(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    mine, theirs = box("own"), box("own")
+    a.run("NOTIFY SET (personal (MailboxName))")
+    untagged, _ = a.run(f"CREATE {mine}")
+    assert not any(x.startswith(b"* LIST") for x in untagged)
+    b.run(f"CREATE {theirs}")
+    seen = a.wait_for(lambda x: x.startswith(b"* LIST") and theirs.encode() in x)
+    assert not any(mine.encode() in x for x in seen), seen
+
+
+def test_notify_none_stops_notifications(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    watched = box()
+    b.run(f"CREATE {watched}")
+    a.run(f"NOTIFY SET (mailboxes {watched} (MessageNew MessageExpunge))")
+    b.append(watched)
+    a.wait_for(lambda x: status_of(x, watched) is not None)
+    a.run("NOTIFY NONE")
+    b.append(watched)             # committed and announced before its OK
+    untagged, _ = a.run("NOOP")
+    assert not any(x.startswith(b"* STATUS") for x in untagged), untagged
+
+
+def test_delivery_by_another_process_is_pushed(server, pair: tuple[Client, Client]) -> None:  # type: ignore[no-untyped-def]
+    a, _ = pair
+    a.run("NOTIFY SET (inboxes (MessageNew MessageExpunge))")
+    r = server.cli("deliver", "--user", "alice", stdin=MSG.decode())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert status_of(a.wait_for(lambda x: x.startswith(b"* STATUS"))[-1], "INBOX")
+
+
+def test_notify_during_idle_reports_other_mailboxes(pair: tuple[Client, Client]) -> None:
+    a, b = pair
+    sel, other = box(), box()
+    b.run(f"CREATE {sel}")
+    b.run(f"CREATE {other}")
+    a.run(f"SELECT {sel}")
+    a.run(f"NOTIFY SET (selected (MessageNew (UID RFC822.SIZE) MessageExpunge)) "
+          f"(mailboxes {other} (MessageNew MessageExpunge))")
+    a.sock.sendall(b"i1 IDLE\r\n")
+    assert a.line().startswith(b"+")
+    b.append(other)
+    assert status_of(a.wait_for(lambda x: x.startswith(b"* STATUS"))[-1], other)
+    b.append(sel)       # in IDLE too, the new message's FETCH attributes (§4, §5.2)
+    seen = a.wait_for(lambda x: b"RFC822.SIZE" in x)
+    assert b"* 1 EXISTS" in seen and re.match(rb"^\* 1 FETCH \(UID \d+ RFC822.SIZE \d+\)$",
+                                              seen[-1]), seen
+    a.sock.sendall(b"DONE\r\n")
+    assert a.wait_for(lambda x: True)[-1].startswith(b"i1 OK")
+
+
+@pytest.mark.parametrize(("command", "status", "code"), [
+    ("NOTIFY SET (personal (MessageNew MessageExpunge AnnotationChange))", "NO", b"[BADEVENT ("),
+    ("NOTIFY SET (personal (MailboxMetadataChange))", "NO", b"[BADEVENT ("),
+    ("NOTIFY SET (personal (ServerMetadataChange))", "NO", b"[BADEVENT ("),
+    ("NOTIFY SET (personal (NoSuchEvent))", "NO", b"[BADEVENT ("),
+    ("NOTIFY SET (selected (MailboxName))", "BAD", b""),
+    ("NOTIFY SET (personal (MessageNew))", "BAD", b""),
+    ("NOTIFY SET (personal (FlagChange))", "BAD", b""),
+    ("NOTIFY SET (personal (MessageNew (UID) MessageExpunge))", "BAD", b""),
+    ("NOTIFY SET (selected NONE) (selected-delayed NONE)", "BAD", b""),
+    ("NOTIFY SET (nowhere (MessageNew MessageExpunge))", "BAD", b""),
+    ("NOTIFY SET (personal ())", "BAD", b""),
+    ("NOTIFY SET", "BAD", b""),
+    ("NOTIFY SOMETIMES", "BAD", b""),
+])
+def test_errors(pair: tuple[Client, Client], command: str, status: str, code: bytes) -> None:
+    a, _ = pair
+    _, tagged = a.run(command, status=status)
+    assert code in tagged, tagged
+    if code:
+        assert b"MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange" in tagged
+
+
+def test_mailbox_created_by_another_process_is_pushed(  # type: ignore[no-untyped-def]
+        server, pair: tuple[Client, Client], tmp_path) -> None:
+    a, _ = pair
+    folder = box("imported")
+    a.run("NOTIFY SET (personal (MailboxName))")
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"From a@example.org Thu Jan  1 00:00:00 2025\n" + MSG.replace(b"\r\n", b"\n"))
+    r = server.cli("import", "mbox", str(mbox), "--user", "alice", "--folder", folder)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = a.wait_for(lambda x: x.startswith(b"* LIST") and folder.encode() in x)[-1]
+    assert b"\\NonExistent" not in line
