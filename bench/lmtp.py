@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,14 +37,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
+from dovecot import DovecotInstance  # noqa: E402
 from run import (  # noqa: E402
     HOST,
     MINIMAL_ARGON2,
     TestServer,
     build_corpus,
     free_port,
-    pid_alive,
     start_profile,
     stop_profile,
 )
@@ -58,29 +58,15 @@ class DovecotLmtp:
     name = "dovecot"
 
     def __init__(self, root: Path) -> None:
-        self.dir = root / "dovecot"
+        self.instance = DovecotInstance(root / "dovecot", user_var="%n")
+        self.dir = self.instance.dir
         self.port = free_port()
-        self.conf = self.dir / "dovecot.conf"
-        self.master_pid: int | None = None
 
     def start(self, users: list[str]) -> None:
-        d = self.dir
-        for sub in ("run", "state", "mail"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        for p in (d.parent.parent, d.parent, d):
-            os.chmod(p, 0o755)
-        shutil.chown(d / "mail", "dovecot", "dovecot")
-        self.conf.write_text(f"""\
+        # LMTP asks only the userdb (static, every user exists).
+        self.instance.start({}, f"""\
 protocols = lmtp
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
 ssl = no
-mail_location = maildir:{d}/mail/%n
-mail_uid = dovecot
-mail_gid = dovecot
-first_valid_uid = 1
 default_process_limit = 5000
 default_client_limit = 20000
 service lmtp {{
@@ -89,29 +75,7 @@ service lmtp {{
     port = {self.port}
   }}
 }}
-passdb {{
-  driver = static
-  args = nopassword=y
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={d}/mail/%n allow_all_users=yes
-}}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-""")
-        with open(d / "start.log", "wb") as out:
-            r = subprocess.run(["dovecot", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                               stdout=out, stderr=subprocess.STDOUT, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError("dovecot failed:\n" + (d / "start.log").read_text())
-        try:
-            self.master_pid = int((d / "run" / "master.pid").read_text().split()[0])
-        except (OSError, ValueError):
-            self.master_pid = None
-        wait_lmtp(self.port)
+""", self.port, greeting=b"220")
 
     def stored(self, users: list[str]) -> dict[str, int]:
         """What is on disk: one maildir file per delivery."""
@@ -130,18 +94,7 @@ namespace inbox {{
         return f"{stored['files']} maildir files"
 
     def stop(self) -> None:
-        if not self.conf.exists():
-            return
-        subprocess.run(["dovecot", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
-                       check=False)
-        if self.master_pid:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and pid_alive(self.master_pid):
-                time.sleep(0.1)
-            if pid_alive(self.master_pid):
-                os.kill(self.master_pid, signal.SIGKILL)
-        self.conf.unlink(missing_ok=True)
+        self.instance.stop()
 
 
 class MailbagLmtp:

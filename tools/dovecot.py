@@ -47,16 +47,19 @@ def pid_alive(pid: int) -> bool:
 
 
 class DovecotInstance:
-    """Dovecot with everything under *directory* (made if missing)."""
+    """Dovecot with everything under *directory* (made if missing); mail of
+    a user lives in mail/<user_var> (%u the login, %n its local part)."""
 
-    def __init__(self, directory: Path, mail_format: str = "maildir") -> None:
+    def __init__(self, directory: Path, mail_format: str = "maildir",
+                 user_var: str = "%u") -> None:
         self.dir = directory
         self.mail_format = mail_format
+        self.user_var = user_var
         self.conf = directory / "dovecot.conf"
         self.master_pid: int | None = None
 
     def base_config(self) -> str:
-        d = self.dir
+        d, u = self.dir, self.user_var
         return f"""\
 listen = 127.0.0.1
 base_dir = {d}/run
@@ -64,7 +67,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-mail_location = {self.mail_format}:{d}/mail/%u
+mail_location = {self.mail_format}:{d}/mail/{u}
 mail_uid = dovecot
 mail_gid = dovecot
 first_valid_uid = 1
@@ -74,7 +77,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid=dovecot gid=dovecot home={d}/mail/%u allow_all_users=yes
+  args = uid=dovecot gid=dovecot home={d}/mail/{u} allow_all_users=yes
 }}
 namespace inbox {{
   inbox = yes
