@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from raw_imap_client import RawClient
 
 if TYPE_CHECKING:
     from testserver import TestServer
@@ -21,42 +21,11 @@ _users = itertools.count(1)
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-class Client:
+class Client(RawClient):
     """One command at a time; untagged lines kept, literals inlined."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-        self.tags = itertools.count(1)
-        assert self.line().startswith(b"* OK")
-
-    def _fill(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionError("server closed the connection")
-        self.buf += data
-
-    def line(self) -> bytes:
-        """A response line with any literals it carries inlined."""
-        out = b""
-        while True:
-            while b"\r\n" not in self.buf:
-                self._fill()
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            out += line
-            m = re.search(rb"\{(\d+)\}$", line)
-            if not m:
-                return out
-            n = int(m[1])
-            while len(self.buf) < n:
-                self._fill()
-            out += b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
-
     def run(self, command: str | bytes) -> tuple[list[bytes], bytes]:
-        tag = b"x%d" % next(self.tags)
-        raw = command.encode() if isinstance(command, str) else command
-        self.sock.sendall(tag + b" " + raw + b"\r\n")
+        tag, raw = self.send(command, b"x")
         untagged: list[bytes] = []
         while True:
             line = self.line()

@@ -11,15 +11,14 @@ and after login. The config key is validated.
 
 from __future__ import annotations
 
-import itertools
 import re
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import testserver
+from raw_imap_client import RawClient
 
 from mailbag.config import ConfigError, load_config
 
@@ -27,30 +26,16 @@ from mailbag.config import ConfigError, load_config
 INJECTED = b"z1 CREATE Injected\r\nz2 LOGOUT\r\n"
 
 
-class Client:
+class Client(RawClient):
     """Raw lines, one command at a time."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-        self.tags = itertools.count(1)
-        self.greeting = self.line()
-        assert self.greeting.startswith(b"* OK"), self.greeting
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+    # Refusals end in "{n}" (the literal to send instead): not a literal.
+    inline_literals = False
 
     def run(self, command: bytes) -> tuple[list[bytes], bytes, bytes]:
         """Send ``tag command`` (non-synchronizing literals inline); the
         untagged lines, the tag and the tagged line after it."""
-        tag = b"t%d" % next(self.tags)
-        self.sock.sendall(tag + b" " + command + b"\r\n")
+        tag, _ = self.send(command)
         untagged: list[bytes] = []
         while True:
             line = self.line()

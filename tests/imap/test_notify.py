@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 from collections.abc import Callable, Iterator
 
 import pytest
+from raw_imap_client import RawClient
 
 _names = itertools.count(1)
 MSG = b"From: a@example.org\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -23,35 +23,13 @@ def box(prefix: str = "nt") -> str:
     return f"{prefix}{next(_names)}"
 
 
-class Client:
+class Client(RawClient):
     def __init__(self, port: int, user: str = "alice", password: str = "alice-pw") -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.buf = b""
-        self.tags = itertools.count(1)
-        assert self.line().startswith(b"* OK")
+        super().__init__(port, timeout=20)
         self.run(f"LOGIN {user} {password}")
 
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        m = re.search(rb"\{(\d+)\}$", line)
-        if m:                       # a literal: keep it with its line
-            n = int(m[1])
-            while len(self.buf) < n:
-                self.buf += self.sock.recv(65536)
-            line += b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
-            line += self.line()
-        return line
-
     def run(self, command: str | bytes, status: str = "OK") -> tuple[list[bytes], bytes]:
-        tag = b"t%d" % next(self.tags)
-        raw = command.encode() if isinstance(command, str) else command
-        self.sock.sendall(tag + b" " + raw + b"\r\n")
+        tag, raw = self.send(command)
         untagged: list[bytes] = []
         while True:
             line = self.line()

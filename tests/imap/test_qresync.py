@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 from dataclasses import dataclass, field
 
 import pytest
+from raw_imap_client import RawClient
 
 from mailbag.imap.selected import seq_match_samples
 from mailbag.wire.commands import SeqRange, SequenceSet
@@ -30,30 +30,14 @@ MODSEQ_RE = re.compile(rb"\bMODSEQ \((\d+)\)")
 CODE_RE = re.compile(rb"\[([A-Z]+) (\d+)\]")
 
 
-class Client:
-    """A minimal IMAP client: one command at a time, untagged lines kept."""
+class Client(RawClient):
+    """One command at a time, untagged lines kept."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-        self.tags = itertools.count(1)
-        greeting = self.line()
-        assert greeting.startswith(b"* OK"), greeting
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+    inline_literals = False
 
     def run(self, command: str | bytes, ok: bool = True) -> tuple[list[bytes], bytes]:
         """Send one command; return (untagged lines, tagged line)."""
-        tag = b"t%d" % next(self.tags)
-        raw = command.encode() if isinstance(command, str) else command
-        self.sock.sendall(tag + b" " + raw + b"\r\n")
+        tag, raw = self.send(command)
         untagged: list[bytes] = []
         while True:
             line = self.line()

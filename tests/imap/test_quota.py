@@ -6,11 +6,11 @@ server over a raw socket."""
 from __future__ import annotations
 
 import itertools
-import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from raw_imap_client import RawClient
 
 from mailbag.cli.common import CliError
 from mailbag.cli.quota import parse_size
@@ -21,28 +21,13 @@ if TYPE_CHECKING:
 _users = itertools.count(1)
 
 
-class Client:
+class Client(RawClient):
     """One command at a time; untagged lines kept."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-        self.tags = itertools.count(1)
-        assert self.line().startswith(b"* OK")
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+    inline_literals = False
 
     def run(self, command: str | bytes) -> tuple[list[bytes], bytes]:
-        tag = b"q%d" % next(self.tags)
-        raw = command.encode() if isinstance(command, str) else command
-        self.sock.sendall(tag + b" " + raw + b"\r\n")
+        tag, raw = self.send(command, b"q")
         untagged: list[bytes] = []
         while True:
             line = self.line()
