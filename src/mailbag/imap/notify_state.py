@@ -385,11 +385,7 @@ async def read_notifying(s: Session) -> bool:
     while True:
         st = s.notify
         if st is None:       # NOTIFY NONE cannot run while this waits; be safe
-            plain = await s.reader.read_within(65536, limits.idle_timeout)
-            if not plain:
-                return False
-            s.parser.feed(plain)
-            return True
+            return await s.read_more()
         if (st.has_pending(s) and s.parser.between_commands and not s.busy
                 and not s.inflight and s.state is not State.LOGOUT):
             try:

@@ -14,41 +14,22 @@ way Dovecot's imap-envelope.c and imap-bodystructure.c do:
 
 from __future__ import annotations
 
-import re
-
 from mailbag.mime.addresses import RawAddress, parse_address_list
 from mailbag.mime.entity import Entity
 from mailbag.mime.headers import unfold
 from mailbag.mime.params import parse_language, parse_structured
-from mailbag.wire.values import quoted_or_literal
+from mailbag.wire.values import nstring, quoted_or_literal
 
 EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
 EMPTY_BODYSTRUCTURE = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
 
 
-# What wire.values.quoted_or_literal may send quoted, checked with one regex
-# match instead of its per-byte generator (ingest renders ~45 strings a message).
-_QUOTABLE = re.compile(rb"[\x20-\x7e]{0,1024}\Z")
-
-
-def _quoted(value: bytes) -> bytes:
-    if _QUOTABLE.match(value):
-        return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-    return quoted_or_literal(value)
-
-
-def _nstring(value: bytes | str | None) -> bytes:
-    if value is None:
-        return b"NIL"
-    return _quoted(value.encode("utf-8") if isinstance(value, str) else value)
-
-
 def _nstr(value: bytes | None) -> bytes:
-    return b"NIL" if value is None else _nstring(unfold(value))
+    return b"NIL" if value is None else nstring(unfold(value))
 
 
 def _str(value: bytes) -> bytes:
-    return _quoted(value.replace(b"\x00", b""))
+    return quoted_or_literal(value.replace(b"\x00", b""))
 
 
 def render_addresses(addrs: list[RawAddress]) -> bytes:
@@ -56,8 +37,8 @@ def render_addresses(addrs: list[RawAddress]) -> bytes:
         return b"NIL"
     out = [b"("]
     for a in addrs:
-        out += [b"(", _nstring(a.name), b" ", _nstring(a.adl), b" ",
-                _nstring(a.mailbox), b" ", _nstring(a.host), b")"]
+        out += [b"(", nstring(a.name), b" ", nstring(a.adl), b" ",
+                nstring(a.mailbox), b" ", nstring(a.host), b")"]
     out.append(b")")
     return b"".join(out)
 
@@ -120,11 +101,6 @@ def _common_ext(e: Entity) -> bytes:
     out.append(b"(" + b" ".join(_str(t) for t in tags) + b")" if tags else b"NIL")
     out.append(_nstr(e.header(b"CONTENT-LOCATION")))
     return b" " + b" ".join(out)
-
-
-def render_body(e: Entity, extended: bool) -> bytes:
-    """One ``body`` (with its parentheses): BODYSTRUCTURE if *extended*, else BODY."""
-    return render_bodies(e)[1 if extended else 0]
 
 
 def render_bodies(e: Entity) -> tuple[bytes, bytes]:

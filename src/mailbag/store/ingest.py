@@ -69,7 +69,7 @@ FRAME = struct.Struct(">I")
 def prepare_and_store(blobs: BlobStore, inline_max: int, raw: bytes) -> PreparedMessage:
     """Parse and compress ``raw``; a small message travels to the writer
     compressed and is committed in its row; a big one is made durable as a
-    file first (what SqliteStore's ingest thread does)."""
+    file first. Run by an ingest thread or an ingest worker process."""
     msg = prepare(raw)
     data = blobs.compress(raw)
     if len(data) <= inline_max:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import sqlite3
@@ -48,7 +47,7 @@ from mailbag.store.api import (
     TextWhere,
 )
 from mailbag.store.blobs import BlobStore, is_blob_id
-from mailbag.store.ingest import PreparedMessage, prepare
+from mailbag.store.ingest import PreparedMessage, prepare_and_store
 from mailbag.store.notify import ChangeFeed
 from mailbag.store.sqlite import (
     alias_ops,
@@ -402,18 +401,6 @@ class SqliteStore:
 
     # -- messages
 
-    def _prepare_and_store(self, raw: bytes) -> PreparedMessage:
-        # On an ingest thread: parse and compress. A small message travels to
-        # the writer compressed and is committed in its row (one fsync per
-        # group commit, however many messages); a big one is made durable as a
-        # file before the transaction that will reference it is even queued.
-        msg = prepare(raw)
-        data = self.blobs.compress(raw)
-        if len(data) <= INLINE_MAX:
-            return dataclasses.replace(msg, inline=data)
-        self.blobs.put(msg.blob_id, msg.raw, compressed=data)
-        return msg
-
     async def prepare(self, raw: bytes) -> PreparedMessage:
         """Parse ``raw`` and store its blob, off the event loop."""
         if self._ingest is None:
@@ -421,7 +408,10 @@ class SqliteStore:
         if self._procs is not None:
             return await self._procs.prepare(raw)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._ingest, self._prepare_and_store, raw)
+        # A small message travels to the writer compressed and is committed
+        # in its row; a big one is durable as a file before its transaction.
+        return await loop.run_in_executor(self._ingest, prepare_and_store, self.blobs,
+                                          INLINE_MAX, raw)
 
     async def append(self, mailbox_id: int, items: Sequence[AppendItem]) -> AppendResult:
         items = list(items)
