@@ -118,6 +118,8 @@ class SelectedMailbox:
         the view: a SEARCH that matches 100,000 messages numbers them with
         one dict instead of 100,000 binary searches."""
         mine = self.uids
+        if len(uids) == len(mine) and (uids == mine or list(uids) == mine):
+            return list(range(1, len(mine) + 1))      # every message matched
         if len(uids) * 20 < len(mine):
             return [q for u in uids if (q := self.seq_of(u)) is not None]
         where = {u: q for q, u in enumerate(mine, 1)}

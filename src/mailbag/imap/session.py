@@ -14,7 +14,7 @@ import asyncio
 import base64
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -97,9 +97,6 @@ class Session:
         self.out: list[bytes] = []
         self.out_size = 0
         self.wake = Wake(reader)          # set when the selected mailbox changed
-        # While in IDLE (commands/idle.py): changes are written by one batch
-        # for all idlers of the mailbox instead of waking each session.
-        self.idle_push: Callable[[Session], None] | None = None
         # NOTIFY SET (imap/notify_state.py): changes are pushed between
         # commands too; None until the client asks.
         self.notify: NotifyState | None = None
@@ -213,10 +210,7 @@ class Session:
         if sel is not None and sel.info.id == mailbox_id and modseq > sel.modseq:
             sel.dirty = True
             self.heard = max(self.heard, modseq)
-            if self.idle_push is not None:
-                self.idle_push(self)
-            else:
-                self.wake.set()
+            self.wake.set()
 
     async def sync_updates(self, allow_expunge: bool = True, force: bool = False) -> None:
         """Send what changed in the selected mailbox since the client was told."""

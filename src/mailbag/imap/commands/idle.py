@@ -2,12 +2,15 @@
 store's change feed marks the selected mailbox dirty; nothing is polled.
 
 An idling session waits on one future (imap/transport.py read_or_wake) and
-a timer, no task of its own. When a change arrives, the sessions idling in
-that mailbox are not woken one by one: one batch per mailbox asks the store
-once (IndexCache.changes_since) and writes each session's untagged
-responses directly, so telling 10,000 idlers costs one query and 10,000
-socket writes. Sessions the batch cannot serve synchronously (a CONTEXT
-search to re-run) are woken and update themselves.
+a timer, no task of its own. While it waits it belongs to its mailbox's
+idle group, which stands in the mailbox index's watchers for all of its
+members: a change costs one watcher call and one task, which asks the store
+once (IndexCache.changes_since) and writes each member's untagged responses
+directly, so telling 10,000 idlers costs one query and 10,000 socket
+writes. A session that is woken (client input, the deadline, a change it
+must handle itself) leaves the group until it waits again; sessions the
+group cannot serve synchronously (a CONTEXT search to re-run, NOTIFY FETCH
+attributes) never join it.
 
 The common change is a pure append: only messages newer than everything an
 idler knows of, nothing it knows of expunged or re-flagged. Then the idler's
@@ -28,14 +31,14 @@ import contextlib
 import gc
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbag.imap import context
 from mailbag.imap.registry import AUTH, Reply, bad, command
 from mailbag.imap.selected import SelectedMailbox
 from mailbag.store.api import Changes
-from mailbag.store.index import MailboxIndex
+from mailbag.store.index import IndexCache, MailboxIndex
 from mailbag.wire.commands import Idle, IdleDone, ProtocolError
 
 if TYPE_CHECKING:
@@ -43,26 +46,62 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailbag.imap")
 
-# Sessions waiting for the batch of their mailbox, by index (MailboxIndex
-# hashes by identity).
-_batches: dict[MailboxIndex, list[Session]] = {}
+
+@dataclass(eq=False, slots=True)
+class _Group:
+    """The sessions waiting in IDLE on one mailbox index. The group, not
+    each session, is the index's watcher: a change costs one call and one
+    task however many sessions idle there."""
+
+    index: MailboxIndex
+    indexes: IndexCache
+    members: dict[Session, None] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+    again: bool = False        # a change arrived while the push was running
+
+    def on_change(self, mailbox_id: int, modseq: int) -> None:
+        if self.task is not None:
+            self.again = True
+            return
+        self.task = asyncio.get_running_loop().create_task(_push(self))
 
 
-def _push_later(s: Session) -> None:
+_groups: dict[MailboxIndex, _Group] = {}
+
+
+def _join(s: Session) -> _Group | None:
+    """Hand *s* to its mailbox's group while it waits, or None when it must
+    update itself (a CONTEXT search to re-run, NOTIFY FETCH attributes)."""
     sel = s.selected
-    if sel is None:
-        s.wake.set()
-        return
-    batch = _batches.get(sel.index)
-    if batch is None:
-        batch = _batches[sel.index] = []
-        task = asyncio.get_running_loop().create_task(_push(s, sel.index))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
-    batch.append(s)
+    if sel is None or context.active(s) or (s.notify is not None and s.notify.selected_fetch):
+        return None
+    index = sel.index
+    group = _groups.get(index)
+    if group is None:
+        group = _groups[index] = _Group(index, s.ctx.indexes)
+        index.watchers.add(group.on_change)
+    index.watchers.discard(s.on_store_change)
+    group.members[s] = None
+    return group
 
 
-_tasks: set[asyncio.Task[None]] = set()
+def _leave(s: Session, group: _Group) -> None:
+    group.members.pop(s, None)
+    sel = s.selected
+    if sel is not None and sel.index is group.index:
+        sel.index.watchers.add(s.on_store_change)
+        # Announced to the group and not yet written to this session.
+        if group.index.target > sel.modseq:
+            sel.dirty = True
+            s.heard = max(s.heard, group.index.target)
+    if not group.members and group.task is None:
+        _drop(group)
+
+
+def _drop(group: _Group) -> None:
+    group.index.watchers.discard(group.on_change)
+    if _groups.get(group.index) is group:
+        del _groups[group.index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +130,8 @@ def _append_plan(changes: Changes, size: int, last: int) -> _Append | None:
                    changes.highestmodseq)
 
 
-def _apply_append(sel: SelectedMailbox, plan: _Append, heard: int) -> None:
-    """SelectedMailbox.apply() for a pure append, without re-deriving it;
-    *heard* is the highest modseq the change feed announced to the session."""
+def _apply_append(sel: SelectedMailbox, plan: _Append) -> None:
+    """SelectedMailbox.apply() for a pure append, without re-deriving it."""
     if not sel.readonly and sel.recent_from is None:
         # As Session.apply_changes: the first claimant takes the new
         # messages as \Recent; every later one claims nothing of them.
@@ -107,88 +145,95 @@ def _apply_append(sel: SelectedMailbox, plan: _Append, heard: int) -> None:
     if plan.highestmodseq > sel.modseq:
         sel.modseq = plan.highestmodseq
     sel.recent_from = None
-    # Announced while the shared answer was on its way: catch up later.
-    sel.dirty = heard > sel.modseq
+    sel.dirty = False
 
 
-def _catch_up(told: list[tuple[Session, SelectedMailbox, _Append]]) -> int:
+def _catch_up(told: list[tuple[SelectedMailbox, _Append]]) -> int:
     """Fold each pure append into the view of the idler it was written to,
     in write order (the first claims the new messages as \\Recent)."""
-    for s, sel, plan in told:
-        _apply_append(sel, plan, s.heard)
-        if sel.dirty:
-            s.wake.set()              # more arrived meanwhile
+    for sel, plan in told:
+        _apply_append(sel, plan)
     n = len(told)
     told.clear()
     return n
 
 
-async def _push(first: Session, index: MailboxIndex) -> None:
-    sessions: list[Session] = []
+async def _push(group: _Group) -> None:
+    """Tell every member of *group* what changed, until no change is left
+    that arrived while it ran."""
     # Idlers already sent their EXISTS, whose views are brought up to date
     # after the writes so that the last idler's bytes leave sooner; always
     # before any await, so that no command runs against a view older than
     # what its client was told.
-    told: list[tuple[Session, SelectedMailbox, _Append]] = []
+    told: list[tuple[SelectedMailbox, _Append]] = []
     # A full collection over the objects of 10,000 sessions takes hundreds
     # of milliseconds; not while they wait for their EXISTS.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        indexes = first.ctx.indexes
-        await indexes.refresh(index)
-        # Sessions that joined while the index was refreshed are served too.
-        sessions = _batches.pop(index, [])
-        t0 = time.perf_counter()
-        answers: dict[int, Changes] = {}
-        plans: dict[tuple[int, int, int], _Append | None] = {}
-        fast = 0
-        for s in sessions:
-            sel = s.selected
-            if s.idle_push is None or sel is None or sel.index is not index or not sel.dirty \
-                    or context.active(s) or s.writer.is_closing() \
-                    or (s.notify is not None and s.notify.selected_fetch):
-                s.wake.set()          # not (or no longer) a plain idler: it updates itself
-                continue
-            changes = answers.get(sel.modseq)
-            if changes is None:
-                fast += _catch_up(told)
-                changes = answers[sel.modseq] = await indexes.changes_since(index, sel.modseq)
-                await indexes.refresh(index, upto=changes.highestmodseq)
-            if s.selected is not sel or s.idle_push is None:
-                s.wake.set()          # left IDLE while the store was asked
-                continue
-            if not sel.told:
-                uids = sel.uids
-                key = (sel.modseq, len(uids), uids[-1] if uids else 0)
-                if key in plans:
-                    plan = plans[key]
-                else:
-                    plan = plans[key] = _append_plan(changes, key[1], key[2])
-                if plan is not None:
-                    s.writer.write(plan.line)
-                    told.append((s, sel, plan))
-                    continue
-            lines = s.apply_changes(changes, allow_expunge=True)
-            if lines:
-                s.writer.write(b"".join(lines))
-            if sel.dirty:
-                s.wake.set()          # more arrived meanwhile
-        fast += _catch_up(told)
-        log.debug("idle-push sessions=%d fast=%d ms=%.1f", len(sessions), fast,
-                  (time.perf_counter() - t0) * 1000)
+        while True:
+            group.again = False
+            await group.indexes.refresh(group.index)
+            await _pass(group, told)
+            if not group.again:
+                break
     except Exception:  # noqa: BLE001 - the sessions must not be left unwoken
         log.exception("idle push failed")
         with contextlib.suppress(Exception):
             _catch_up(told)
-        for s in sessions:
+        for s in list(group.members):
             s.wake.set()
     finally:
         if collecting:
             gc.enable()
-        if _batches.get(index) is not None and not sessions:
-            for s in _batches.pop(index):
-                s.wake.set()
+        group.task = None
+        if not group.members:
+            _drop(group)
+
+
+async def _pass(group: _Group, told: list[tuple[SelectedMailbox, _Append]]) -> None:
+    index, indexes = group.index, group.indexes
+    target = index.target
+    members = list(group.members)
+    t0 = time.perf_counter()
+    answers: dict[int, Changes] = {}
+    plans: dict[tuple[int, int, int], _Append | None] = {}
+    fast = 0
+    for s in members:
+        sel = s.selected
+        if sel is None or sel.index is not index:
+            s.wake.set()              # no longer a plain idler: it updates itself
+            continue
+        since = sel.modseq
+        if since >= target:
+            continue
+        changes = answers.get(since)
+        if changes is None:
+            fast += _catch_up(told)
+            changes = answers[since] = await indexes.changes_since(index, since)
+            await indexes.refresh(index, upto=changes.highestmodseq)
+            if s not in group.members or s.selected is not sel or sel.modseq != since:
+                continue              # left IDLE while the store was asked
+        if not sel.told:
+            uids = sel.uids
+            key = (since, len(uids), uids[-1] if uids else 0)
+            if key in plans:
+                plan = plans[key]
+            else:
+                plan = plans[key] = _append_plan(changes, key[1], key[2])
+            if plan is not None:
+                s.writer.push(plan.line)
+                told.append((sel, plan))
+                continue
+        s.heard = max(s.heard, target)
+        lines = s.apply_changes(changes, allow_expunge=True)
+        if lines:
+            s.writer.write(b"".join(lines))
+        if sel.dirty:
+            s.wake.set()              # more arrived meanwhile: it updates itself
+    fast += _catch_up(told)
+    log.debug("idle-push sessions=%d fast=%d ms=%.1f", len(members), fast,
+              (time.perf_counter() - t0) * 1000)
 
 
 @command(Idle, AUTH)
@@ -200,40 +245,39 @@ async def idle(s: Session, cmd: Idle) -> Reply:
     timeout = s.ctx.config.limits.idle_timeout
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    s.idle_push = _push_later
-    try:
-        while True:
-            event = s.parser.next_event()
-            if isinstance(event, IdleDone):
-                return Reply(text="IDLE terminated")
-            if isinstance(event, ProtocolError):
-                raise bad("Expected DONE")
-            if event is not None:
-                raise bad("Expected DONE")
-            if s.ctx.shutting_down or loop.time() >= deadline:
-                s.send(b"* BYE Autologout; idle for too long\r\n"
-                       if not s.ctx.shutting_down else b"* BYE Server shutting down\r\n")
-                await s.flush()
-                raise ConnectionResetError("idle timeout")
-            if s.notify is not None and s.notify.has_pending(s, idle=True):
-                # NOTIFY (RFC 5465 §4): in IDLE, the same events as between
-                # commands (STATUS/LIST for other mailboxes, FETCH atts).
-                await s.notify.deliver(s, idle=True)
-                await s.flush()
-                continue
-            if s.selected is not None and s.selected.dirty:
-                await s.sync_updates(allow_expunge=True)
-                await s.flush()
-                continue
-            timer = loop.call_at(deadline, s.reader.poke)
-            try:
-                data = await s.reader.read_or_wake(65536)
-            finally:
-                timer.cancel()
-            if data is None:
-                continue               # woken: a change, shutdown or the deadline
-            if not data:
-                raise ConnectionResetError("client went away during IDLE")
-            s.parser.feed(data)
-    finally:
-        s.idle_push = None
+    while True:
+        event = s.parser.next_event()
+        if isinstance(event, IdleDone):
+            return Reply(text="IDLE terminated")
+        if isinstance(event, ProtocolError):
+            raise bad("Expected DONE")
+        if event is not None:
+            raise bad("Expected DONE")
+        if s.ctx.shutting_down or loop.time() >= deadline:
+            s.send(b"* BYE Autologout; idle for too long\r\n"
+                   if not s.ctx.shutting_down else b"* BYE Server shutting down\r\n")
+            await s.flush()
+            raise ConnectionResetError("idle timeout")
+        if s.notify is not None and s.notify.has_pending(s, idle=True):
+            # NOTIFY (RFC 5465 §4): in IDLE, the same events as between
+            # commands (STATUS/LIST for other mailboxes, FETCH atts).
+            await s.notify.deliver(s, idle=True)
+            await s.flush()
+            continue
+        if s.selected is not None and s.selected.dirty:
+            await s.sync_updates(allow_expunge=True)
+            await s.flush()
+            continue
+        group = _join(s)
+        timer = loop.call_at(deadline, s.reader.poke)
+        try:
+            data = await s.reader.read_or_wake(65536)
+        finally:
+            timer.cancel()
+            if group is not None:
+                _leave(s, group)
+        if data is None:
+            continue               # woken: a change, shutdown or the deadline
+        if not data:
+            raise ConnectionResetError("client went away during IDLE")
+        s.parser.feed(data)
