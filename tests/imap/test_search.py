@@ -858,3 +858,18 @@ async def test_many_messages_in_batches(make_box: Any, monkeypatch: Any) -> None
     batches = [args[1] for name, args in spy.calls if name == "fetch_records"]
     # SUBJECT is answered by the text index first: 29 messages left, 5 batches.
     assert len(batches) == 5 and max(len(b) for b in batches) == 7
+
+
+@pytest.mark.parametrize("view_every", [1, 2, 40])
+async def test_text_hits_kept_only_in_the_view(make_box: Any, view_every: int) -> None:
+    """A text key's hits are the store's for the whole mailbox; the answer
+    keeps those in the session's view, ascending, whether hits are many
+    against the view (one pass over the view) or few (a look-up per hit)."""
+    box = await make_box([msg(f"Subject: s{i}\n", f"common rare-{i % 50}-x\r\n") for i in range(120)])
+    ctx = await box.ctx()
+    view = [u for i, u in enumerate(ctx.uids) if i % view_every == 0]
+    ctx = SearchContext(mailbox_id=ctx.mailbox_id, uids=view, flags=ctx.flags,
+                        recent=frozenset(), saved=None, now=NOW)
+    for needle, want in ((b"common", view), (b"rare-7-", [u for u in view if u % 50 == 8])):
+        got = await search(box.store, ctx, SearchText("BODY", needle))
+        assert got == want, needle
