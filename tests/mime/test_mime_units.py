@@ -16,7 +16,7 @@ from mailbag.mime.params import parse_content_type, parse_structured
 from mailbag.mime.parse import parse_message
 from mailbag.mime.sections import binary_section, binary_size, section_bytes
 from mailbag.mime.subject import base_subject
-from mailbag.mime.text import header_values, html_to_text, search_text
+from mailbag.mime.text import field_texts, header_values, html_to_text, search_text
 from mailbag.mime.transfer import UnknownEncoding, decode, decode_base64, decode_quoted_printable
 from mailbag.wire.commands import Section
 
@@ -235,6 +235,23 @@ inner text
     assert "PNG" not in st.body
     assert header_values(raw, msg, b"x-tag") == ["one", "twö"]
     assert header_values(raw, msg, b"X-None") == []
+
+
+def test_search_text_drops_nul_in_headers() -> None:
+    """The index's tokenizer ends a text at its first NUL: a NUL in a
+    header (raw or from an encoded word) must not hide what follows it."""
+    raw = crlf("""Subject: =?utf-8?b?YQBi?= after\x00tail
+From: =?utf-8?q?Al=00ice?= <alice@example.org>
+
+body
+""")
+    msg = parse_message(raw)
+    st = search_text(raw, msg)
+    assert "\x00" not in st.headers
+    assert "Subject: ab aftertail" in st.headers
+    fields = field_texts(msg)
+    assert all("\x00" not in f for f in fields)
+    assert "alice" in fields[0] and fields[4] == "ab aftertail"
 
 
 def test_html_to_text() -> None:

@@ -76,9 +76,11 @@ def part_text(raw: bytes, part: Part) -> str:
 
 
 def headers_text(raw: bytes, start: int, end: int) -> str:
-    """Every field of a header section as "Name: value" lines, decoded."""
+    """Every field of a header section as "Name: value" lines, decoded.
+    NULs (raw, or from an encoded word) are dropped as in part_text: the
+    search index's tokenizer would end the text at the first one."""
     return "".join(f"{to_str(f.name)}: {display_value(f.value)}\n"
-                   for f in split_fields(raw, start, end))
+                   for f in split_fields(raw, start, end)).replace("\x00", "")
 
 
 def _walk_text(raw: bytes, part: Part) -> Iterator[str]:
@@ -173,10 +175,6 @@ INDEXED_FIELDS: tuple[bytes, ...] = (b"FROM", b"TO", b"CC", b"BCC", b"SUBJECT")
 def field_texts(p: ParsedMessage) -> tuple[str, ...]:
     """Casefolded search text of each of INDEXED_FIELDS, computed at ingest so
     that SEARCH FROM/TO/CC/BCC/SUBJECT is one indexed store query."""
-    return (
-        address_text(p.from_).casefold(),
-        address_text(p.to).casefold(),
-        address_text(p.cc).casefold(),
-        address_text(p.bcc).casefold(),
-        p.subject.casefold(),
-    )
+    texts = (address_text(p.from_), address_text(p.to), address_text(p.cc),
+             address_text(p.bcc), p.subject)
+    return tuple(t.casefold().replace("\x00", "") for t in texts)
