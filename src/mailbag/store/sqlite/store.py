@@ -76,6 +76,9 @@ RECIPIENT_CACHE = 4096
 # How often the database is checked for commits made by other processes
 # (`mailbag deliver` or `mailbag import` run beside the server).
 WATCH_INTERVAL = 0.25
+# _name_sigs value after this process changed the names itself: the next
+# signature the watcher reads is the new baseline, announced already.
+_OWN = -1
 
 
 class SqliteStore:
@@ -106,7 +109,7 @@ class SqliteStore:
         # Accounts whose mailbox names/subscriptions someone follows (NOTIFY)
         # -> followers, and the last signature of those names the watcher saw.
         self._name_refs: dict[int, int] = {}
-        self._name_sigs: dict[int, int] = {}
+        self._name_sigs: dict[int, int | None] = {}
         self._watcher: asyncio.Task[None] | None = None
         # Read connection of the event loop's own, for tiny look-ups (find_recipient).
         self._quick: sqlite3.Connection | None = None
@@ -193,6 +196,10 @@ class SqliteStore:
         """Also announce (add_names_listener) mailbox name and subscription
         changes other processes commit for this account."""
         self._name_refs[account_id] = self._name_refs.get(account_id, 0) + 1
+        # No baseline yet: the first change the watcher sees is announced
+        # (followers compare the names themselves, so an extra one is
+        # harmless; a missed one is not).
+        self._name_sigs.setdefault(account_id, None)
         self._start_watcher()
 
     def unwatch_names(self, account_id: int) -> None:
@@ -206,7 +213,8 @@ class SqliteStore:
     def _names_changed(self, account_id: int) -> None:
         # This process's own change: announced now, in the caller's task; the
         # watcher takes the new names as its baseline without announcing again.
-        self._name_sigs.pop(account_id, None)
+        if account_id in self._name_sigs:
+            self._name_sigs[account_id] = _OWN
         self._feed.publish_names(account_id)
 
     def _note_change(self, mailbox_id: int, modseq: int) -> None:
@@ -263,7 +271,7 @@ class SqliteStore:
             sig = hash((tuple(rows), tuple(subs)))
             old = self._name_sigs.get(account_id)
             self._name_sigs[account_id] = sig
-            if old is not None and old != sig:
+            if old != sig and old != _OWN:
                 self._feed.publish_names(account_id)
 
     async def _write(self, job: Callable[[Txn], T]) -> T:
