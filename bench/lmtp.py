@@ -18,7 +18,10 @@ client must wait for each 354, so one message per connection is in flight.
 ``--profile DIR`` records a py-spy profile of mailbag during the run
 (summarise it with bench/profile_top.py; the ingest worker processes are
 not in it). "server CPU" is mailbag's user + system time per message, its
-ingest worker processes included. Only 127.0.0.1 is used;
+ingest worker processes included, split into loop (the event loop thread),
+threads (the others: the SQLite writer) and workers (the ingest
+processes); "client" is this script's own CPU per message, which shares
+the machine with the servers. Only 127.0.0.1 is used;
 both servers are stopped and the temp dirs removed at exit.
 """
 
@@ -142,23 +145,35 @@ class MailbagLmtp:
         """CPU (user + system) the server used so far, its ingest worker
         processes included: on a shared machine CPU per message is steadier
         than messages per second."""
+        return sum(self.cpu_parts().values())
+
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU seconds so far by where it went: ``loop`` (the main thread,
+        i.e. the event loop), ``threads`` (the others: the SQLite writer
+        mostly) and ``workers`` (the ingest processes)."""
+        parts = {"loop": 0.0, "threads": 0.0, "workers": 0.0}
         if self.srv.proc is None:
-            return 0.0
+            return parts
         pid = self.srv.proc.pid
-        pids = [pid]
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def ticks(path: Path) -> float:
+            try:
+                stat = path.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return 0.0
+            return (int(stat[11]) + int(stat[12])) / tick
+
+        children: list[int] = []
         try:
             for task in Path(f"/proc/{pid}/task").iterdir():
-                pids += [int(c) for c in (task / "children").read_text().split()]
+                children += [int(c) for c in (task / "children").read_text().split()]
+                key = "loop" if task.name == str(pid) else "threads"
+                parts[key] += ticks(task / "stat")
         except OSError:
             pass
-        total = 0
-        for p in pids:
-            try:
-                stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(stat[11]) + int(stat[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        parts["workers"] = sum(ticks(Path(f"/proc/{c}/stat")) for c in children)
+        return parts
 
     def stop(self) -> None:
         self.srv.stop()
@@ -304,13 +319,17 @@ def main() -> int:
                 # A short warm-up so process start-up is not measured.
                 asyncio.run(drive(server.port, msgs[:20], 1, users, args.bdat))
                 spy = start_profile(server, f"c{args.conns}-r{args.rcpts}", args)
-                cpu0 = server.cpu_seconds() if hasattr(server, "cpu_seconds") else None
+                parts0 = server.cpu_parts() if hasattr(server, "cpu_parts") else None
                 try:
+                    client0 = time.process_time()
                     secs, ok = asyncio.run(drive(server.port, msgs, args.conns, users,
                                                  args.bdat))
+                    client = time.process_time() - client0
                 finally:
                     stop_profile(spy)
-                cpu = server.cpu_seconds() - cpu0 if cpu0 is not None else None
+                parts = ({k: v - parts0[k] for k, v in server.cpu_parts().items()}
+                         if parts0 is not None else None)
+                cpu = sum(parts.values()) if parts is not None else None
                 stored = server.stored(users)
             finally:
                 server.stop()
@@ -324,7 +343,12 @@ def main() -> int:
             cpu_note = ""
             if cpu is not None:
                 results[name]["server_cpu_ms_per_msg"] = cpu * 1000 / args.messages
-                cpu_note = f"  server CPU {cpu * 1000 / args.messages:.2f} ms/msg"
+                assert parts is not None
+                split = ", ".join(f"{k} {v * 1000 / args.messages:.2f}" for k, v in parts.items())
+                for k, v in parts.items():
+                    results[name][f"cpu_{k}_ms_per_msg"] = v * 1000 / args.messages
+                cpu_note = (f"  server CPU {cpu * 1000 / args.messages:.2f} ms/msg ({split}),"
+                            f" client {client * 1000 / args.messages:.2f}")
             mode = f", BDAT window {args.bdat}" if args.bdat else ", DATA"
             print(f"{name:8s} {args.messages} messages x {len(users)} rcpt, "
                   f"{args.conns} conns{mode}: {secs:6.2f} s  {args.messages / secs:8.1f} msg/s  "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from mailbag.store.api import AppendItem, AppendResult
+from mailbag.store.api import AppendItem, AppendResult, OverQuota
 from mailbag.store.sqlite import SqliteStore
 from mailbag.store.sqlite.store import INLINE_MAX
 
@@ -97,3 +97,33 @@ async def test_a_dead_worker_is_replaced_and_its_request_retried(stores):
     msg = await task
     assert msg.size == len(message(4))
     assert all(w.proc.pid != worker.proc.pid for w in procs._procs.workers if w.alive)
+
+
+async def test_a_burst_in_one_write_is_answered_request_by_request(stores):
+    """Requests made in one turn of the event loop go to a worker in one
+    write and are read back in one go: each answer must still meet its own
+    message (a mix-up would pair one message's bytes with another's facts)."""
+    procs, threads = stores
+    raws = [message(100 + n, b"x" * (n * 37)) for n in range(30)]
+    got = await asyncio.gather(*(procs.prepare(r) for r in raws))
+    for raw, prepared in zip(raws, got, strict=True):
+        assert prepared.raw is raw
+        assert prepared == await threads.prepare(raw)
+
+
+async def test_one_mailbox_over_quota_at_delivery_is_rolled_back(stores):
+    """With one mailbox the delivery job has no savepoint of its own: the
+    failure comes back as that mailbox's result and nothing of it stays."""
+    procs, _threads = stores
+    acct = await procs.create_account("tight", "x")
+    box = (await procs.get_mailbox(acct.id, "INBOX")).id  # type: ignore[union-attr]
+    await procs.set_quota(acct.id, 200)
+    now = datetime.now(UTC)
+    before = await procs.get_mailbox(acct.id, "INBOX")
+    [result] = await procs.deliver([box], AppendItem(message(7, b"y" * 400), frozenset(), now))
+    assert isinstance(result, OverQuota)
+    after = await procs.get_mailbox(acct.id, "INBOX")
+    assert after == before                       # uidnext, counters, modseq untouched
+    assert await procs.message_list(box) == []
+    [ok] = await procs.deliver([box], AppendItem(b"Subject: s\r\n\r\nhi\r\n", frozenset(), now))
+    assert isinstance(ok, AppendResult) and ok.uids == (before.uidnext,)  # type: ignore[union-attr]

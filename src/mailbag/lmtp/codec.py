@@ -40,6 +40,9 @@ class Reply:
     more: tuple[str, ...] = ()     # further lines of a multi-line reply
 
     def encode(self) -> bytes:
+        if not self.more:         # nearly every reply: one line
+            head = f"{self.code} {self.status} " if self.status else f"{self.code} "
+            return (head + self.text + "\r\n").encode("utf-8", "replace")
         lines = [self.text, *self.more]
         out = []
         for i, line in enumerate(lines):

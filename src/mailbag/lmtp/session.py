@@ -63,6 +63,7 @@ MAX_BAD_COMMANDS = 20           # then hang up, like Postfix's smtpd_hard_error_
 # Deliveries of one session committing at once (BDAT pipelining); beyond it
 # the session stops reading until the oldest is stored.
 MAX_IN_FLIGHT = 64
+_SENDER_OK = reply(250, "2.1.0", "Sender OK").encode()
 _ids = itertools.count(1)
 
 
@@ -113,6 +114,8 @@ class LmtpSession:
         # Replies in order; a Task is a delivery whose replies are not known yet.
         self.out: deque[bytes | asyncio.Task[list[Reply]]] = deque()
         self.inflight: deque[asyncio.Task[list[Reply]]] = deque()
+        self.write_soon = False       # write_delivered() is scheduled
+        self.storing = 0              # deliveries whose replies are not known yet
         self.chunks: bytearray | None = None   # BDAT data of the transaction so far
         self.chunks_dropped = 0                 # BDAT octets beyond the size limit
         self.helo: str | None = None
@@ -149,6 +152,25 @@ class LmtpSession:
             self.out.popleft()
         if ready and not self.writer.is_closing():
             self.writer.write(b"".join(ready))
+
+    def delivered(self, _task: asyncio.Task[list[Reply]]) -> None:
+        """A delivery's replies are known. One group commit completes many
+        deliveries at once: while others of this session are still pending
+        their replies go out in one write at the end of this turn of the
+        event loop, not one write (one syscall) each; the last one (and a
+        DATA client's only one) is written at once."""
+        self.storing -= 1
+        if self.write_soon:
+            return
+        if self.storing:
+            self.write_soon = True
+            asyncio.get_running_loop().call_soon(self.write_delivered)
+        else:
+            self.write_ready()
+
+    def write_delivered(self) -> None:
+        self.write_soon = False
+        self.write_ready()
 
     async def flush(self) -> None:
         """Write what is ready, without waiting for deliveries (their replies
@@ -275,7 +297,7 @@ class LmtpSession:
         if cmd.size is not None and cmd.size > limit:
             return self.send(reply(552, "5.3.4", f"Message too big (limit {limit} octets)"))
         self.mail = cmd
-        self.send(reply(250, "2.1.0", "Sender OK"))
+        self.out.append(_SENDER_OK)
 
     async def rcpt_to(self, cmd: Rcpt) -> None:
         if self.mail is None:
@@ -296,13 +318,16 @@ class LmtpSession:
             log_event(log, "lmtp-unknown", session=self.id, rcpt=path.address,
                       reason=exc.text)
             return self.send(reply(550, exc.status, f"<{path.address}> {exc.text}"))
-        if await over_quota(self.store, rcpt, self.mail.size or 0):
+        if rcpt.account.quota_bytes is not None and await over_quota(
+                self.store, rcpt, self.mail.size or 0):
             q = quota_reply(self.ctx.config.lmtp.quota_tempfail)
             log_event(log, "lmtp-over-quota", session=self.id, rcpt=path.address,
                       user=rcpt.account.name)
             return self.send(Reply(q.code, q.status, f"<{path.address}> {q.text}"))
         self.rcpts.append(rcpt)
-        self.send(reply(250, "2.1.5", f"<{path.address}> OK"))
+        # The common replies are written out directly: a message costs
+        # three, and building a Reply and encoding it is most of their cost.
+        self.out.append(b"250 2.1.5 <%s> OK\r\n" % path.address.encode("utf-8", "replace"))
 
     async def data(self) -> None:
         if self.mail is None:
@@ -404,7 +429,8 @@ class LmtpSession:
         # pipelined behind the message; write_ready() sends these replies in
         # their place once the commit is durable.
         task = asyncio.ensure_future(self.store_message(env, rcpts, body))
-        task.add_done_callback(lambda _t: self.write_ready())
+        self.storing += 1
+        task.add_done_callback(self.delivered)
         self.inflight.append(task)
         self.out.append(task)
         while self.inflight and self.inflight[0].done():

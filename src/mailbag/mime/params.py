@@ -10,6 +10,7 @@ what mailbag itself uses (names lower-case, values decoded to text).
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -189,6 +190,15 @@ def parse_content_type(raw_value: bytes | None) -> tuple[str, str, StructuredVal
     """``(type, subtype, structured)`` lower-cased, or None when absent or invalid."""
     if raw_value is None:
         return None
+    # Leaf types repeat from message to message ("text/plain; charset=utf-8")
+    # and the answer is immutable: parsed once per distinct value. A value
+    # with a boundary is unique to its message, so it is not kept.
+    if len(raw_value) <= 200 and b"oundary" not in raw_value and b"OUNDARY" not in raw_value:
+        return _content_type_cached(raw_value)
+    return _content_type(raw_value)
+
+
+def _content_type(raw_value: bytes) -> tuple[str, str, StructuredValue] | None:
     sv = parse_structured(raw_value)
     slash = sv.value.find(b"/")
     if slash <= 0:
@@ -200,6 +210,9 @@ def parse_content_type(raw_value: bytes | None) -> tuple[str, str, StructuredVal
     if not _TOKEN.fullmatch(t) or not _TOKEN.fullmatch(s) or not (t + s).isascii():
         return None
     return t.decode("ascii").lower(), s.decode("ascii").lower(), sv
+
+
+_content_type_cached = functools.lru_cache(maxsize=512)(_content_type)
 
 
 def parse_language(raw_value: bytes) -> tuple[bytes, ...]:

@@ -16,6 +16,7 @@ import pickle
 import signal
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +65,14 @@ def prepare(raw: bytes) -> PreparedMessage:
 # -- the worker process (protocol: store/sqlite/ingest_procs.py)
 
 FRAME = struct.Struct(">I")
+# While more requests are waiting, a worker sends its answers in groups of
+# up to this many, or what it has once the oldest waited ANSWER_DELAY
+# seconds: one wake-up of the event loop for the group, whose deliveries
+# then reach the SQLite writer together and share a commit. Measured on
+# bench/lmtp.py (BDAT, 4 connections): 0.69 -> 0.60 ms of server CPU a
+# message; a DATA client's lone message is never held back.
+ANSWER_BATCH = 16
+ANSWER_DELAY = 0.005
 
 
 def prepare_and_store(blobs: BlobStore, inline_max: int, raw: bytes) -> PreparedMessage:
@@ -84,16 +93,6 @@ if dataclasses.fields(PreparedMessage)[0].name != "raw":
     raise ImportError("the ingest worker expects PreparedMessage to start with raw")
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        got = sock.recv(min(n - len(buf), 1 << 20))
-        if not got:
-            return None
-        buf += got
-    return bytes(buf)
-
-
 def worker_main(argv: list[str]) -> int:
     """``BLOB_ROOT INLINE_MAX FD``: answer requests on socket FD until EOF."""
     blob_root, inline_max, fd = Path(argv[0]), int(argv[1]), int(argv[2])
@@ -102,18 +101,53 @@ def worker_main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     blobs = BlobStore(blob_root)
     sock = socket.socket(fileno=fd)
+    # Requests are read in big chunks, so a burst of pipelined messages costs
+    # one recv() for several of them, not two each. Answers go out as soon
+    # as no whole request is waiting here (a lone DATA message is answered
+    # at once); during a burst they go out together (ANSWER_BATCH).
+    buf = bytearray()
+    pos = 0
+    outq: list[bytes] = []        # answers not sent yet
+    since = 0.0                   # when the oldest of them was ready
     while True:
-        head = _recv_exact(sock, FRAME.size)
-        if head is None:
+        if len(buf) - pos >= FRAME.size:
+            need = FRAME.unpack_from(buf, pos)[0]
+            if len(buf) - pos - FRAME.size >= need:
+                start = pos + FRAME.size
+                with memoryview(buf) as view:
+                    raw = bytes(view[start:start + need])
+                pos = start + need
+                if pos == len(buf):
+                    buf.clear()
+                    pos = 0
+                if not outq:
+                    since = time.monotonic()
+                outq.append(_answer(blobs, inline_max, raw))
+                more = (len(buf) - pos >= FRAME.size
+                        and len(buf) - pos - FRAME.size >= FRAME.unpack_from(buf, pos)[0])
+                if (not more or len(outq) >= ANSWER_BATCH
+                        or time.monotonic() - since >= ANSWER_DELAY):
+                    sock.sendall(b"".join(outq))
+                    outq.clear()
+                continue
+            want = FRAME.size + need - (len(buf) - pos)
+        else:
+            want = FRAME.size
+        if pos:
+            del buf[:pos]
+            pos = 0
+        got = sock.recv(min(max(want, 1 << 18), 1 << 22))
+        if not got:
             return 0
-        raw = _recv_exact(sock, FRAME.unpack(head)[0])
-        if raw is None:
-            return 0
-        try:
-            msg = prepare_and_store(blobs, inline_max, raw)
-            # A plain tuple: unpickling a slots dataclass runs Python code
-            # per field on the server's event loop.
-            out = pickle.dumps(tuple(getattr(msg, f) for f in ANSWER_FIELDS), protocol=5)
-        except Exception as exc:  # noqa: BLE001 - reported to the caller, who answers 451/NO
-            out = pickle.dumps(f"{type(exc).__name__}: {exc}", protocol=5)
-        sock.sendall(FRAME.pack(len(out)) + out)
+        buf += got
+
+
+def _answer(blobs: BlobStore, inline_max: int, raw: bytes) -> bytes:
+    try:
+        msg = prepare_and_store(blobs, inline_max, raw)
+        # A plain tuple: unpickling a slots dataclass runs Python code
+        # per field on the server's event loop.
+        out = pickle.dumps(tuple(getattr(msg, f) for f in ANSWER_FIELDS), protocol=5)
+    except Exception as exc:  # noqa: BLE001 - reported to the caller, who answers 451/NO
+        out = pickle.dumps(f"{type(exc).__name__}: {exc}", protocol=5)
+    return FRAME.pack(len(out)) + out

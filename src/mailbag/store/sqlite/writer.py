@@ -6,7 +6,9 @@ job that queued up meanwhile (while the previous batch was being fsynced),
 and runs them all in ONE transaction, each inside its own SAVEPOINT so a job
 that raises (NotFound, OverQuota, ...) is rolled back alone. Only after COMMIT
 returns does any caller get its result, so an acknowledged write is durable;
-a pipeline of APPENDs from many clients costs one fsync per batch.
+a pipeline of APPENDs from many clients costs one fsync per batch. Callers
+on an event loop (``submit_async``, which the store uses) get the results of
+a whole batch in one hand-over to their loop, not one thread-safe call each.
 
 After the commit the writer publishes "mailbox M reached modseq N" events and
 deletes the blobs whose last message row went away in the batch.
@@ -36,6 +38,7 @@ waiting, when it has had no job for FTS_IDLE seconds, at stop, and at start
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import queue
@@ -109,8 +112,48 @@ class Txn:
         search_ops.unindex_messages(self.conn, (message_id,))
 
 
+class _LoopResult:
+    """Stands in for a concurrent Future in the batch (``submit_async``):
+    the outcome is kept, and the writer hands all the outcomes of a batch
+    to the event loop in ONE call_soon_threadsafe after the commit, instead
+    of a lock, a notify and a thread-safe call per job (wrap_future)."""
+
+    __slots__ = ("fut", "outbox", "recorded")
+
+    def __init__(self, fut: asyncio.Future[Any], outbox: list[tuple[asyncio.Future[Any], bool, Any]]
+                 ) -> None:
+        self.fut = fut
+        self.outbox = outbox
+        self.recorded = False
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.fut.cancelled()
+
+    def done(self) -> bool:
+        return self.recorded
+
+    def set_result(self, value: Any) -> None:
+        self.recorded = True
+        self.outbox.append((self.fut, True, value))
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.recorded = True
+        self.outbox.append((self.fut, False, exc))
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the event loop: complete a batch's futures, in job order."""
+    for fut, ok, value in outcomes:
+        if fut.done():          # cancelled meanwhile
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
 Job = Callable[[Txn], Any]
-_Item = tuple[Job, "concurrent.futures.Future[Any]"]
+_Item = tuple[Job, "concurrent.futures.Future[Any] | _LoopResult"]
 _STOP = object()
 
 
@@ -132,6 +175,8 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self.transactions = 0          # committed write transactions (tests, metrics)
         self.jobs = 0                  # jobs run
+        # submit_async outcomes of the running batch, per event loop
+        self._outboxes: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
 
     def start(self) -> concurrent.futures.Future[None]:
         """Start the thread; the future completes once the schema is migrated."""
@@ -148,6 +193,30 @@ class Writer:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._queue.put((job, fut))
         return fut
+
+    def submit_async(self, job: Callable[[Txn], T]) -> asyncio.Future[T]:
+        """``submit`` for a caller on an event loop: its future is completed
+        on that loop, together with the rest of its batch (_LoopResult)."""
+        if self._thread is None or not self._thread.is_alive():
+            raise RuntimeError("the store is not open")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        outbox = self._outboxes.get(loop)
+        if outbox is None:
+            outbox = self._outboxes[loop] = []
+        self._queue.put((job, _LoopResult(fut, outbox)))
+        return fut
+
+    def _hand_over(self) -> None:
+        """After a batch: pass the outcomes of async callers to their loops."""
+        for loop, outbox in list(self._outboxes.items()):
+            if outbox:
+                done = outbox[:]
+                del outbox[:len(done)]
+                try:
+                    loop.call_soon_threadsafe(_settle, done)
+                except RuntimeError:       # that loop is closed: nobody waits
+                    self._outboxes.pop(loop, None)
 
     def stop(self) -> None:
         """Finish queued jobs, then stop the thread (blocks)."""
@@ -193,6 +262,7 @@ class Writer:
                         break
                     batch.append(item)  # type: ignore[arg-type]
                 self._run_batch(conn, batch)
+                self._hand_over()
                 if self._fts_batch and self._fts_pending >= self._fts_batch:
                     self._flush_fts(conn)
             if self._fts_pending:
@@ -206,7 +276,7 @@ class Writer:
             return
         effects = Effects()
         deferred = 0
-        outcomes: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
+        outcomes: list[tuple[concurrent.futures.Future[Any] | _LoopResult, bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job, fut in live:
