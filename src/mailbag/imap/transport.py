@@ -263,6 +263,19 @@ class Connection(asyncio.Protocol):
         else:
             self.transport.write(data)
 
+    def _push_tls(self, data: bytes) -> None:
+        # write() over TLS for a short line: one record, no loop.
+        assert self._ssl is not None and self._out_bio is not None and self.transport is not None
+        try:
+            n = self._ssl.write(data)
+        except ssl.SSLError:
+            self._abort()
+            return
+        if n < len(data):
+            self.write(data[n:])
+            return
+        self.transport.write(self._out_bio.read())
+
     async def drain(self) -> None:
         if self._lost:
             raise ConnectionResetError("connection lost")
@@ -350,6 +363,9 @@ class Connection(asyncio.Protocol):
         self._flush_tls()               # Finished, TLS 1.3 session tickets
         if not self._handshake.done():
             self._handshake.set_result(None)
+            if self._deflate is None and self.transport is not None \
+                    and not self.transport.is_closing():
+                self.push = self._push_tls
 
     def _tls_read(self) -> None:
         assert self._ssl is not None
