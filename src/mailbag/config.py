@@ -53,6 +53,10 @@ class Limits:
     max_connections_per_ip: int = 50
     preauth_timeout: float = 60.0               # seconds to authenticate
     idle_timeout: float = 1800.0                # autologout (RFC 9051 §5.4: >= 30 min)
+    # Days an expunge is remembered for CONDSTORE/QRESYNC resync (RFC 7162):
+    # a device offline for longer is sent every UID that is gone, not just
+    # the ones expunged since it left. 0: remember forever.
+    expunge_history_days: float = 90.0
 
 
 def _default_lanes() -> int:
@@ -281,6 +285,9 @@ def _validate(c: Config) -> None:
     for fname in ("preauth_timeout", "idle_timeout"):
         if getattr(lim, fname) <= 0:
             raise ConfigError(f"limits.{fname}: must be positive, got {getattr(lim, fname)}")
+    if lim.expunge_history_days < 0:
+        raise ConfigError("limits.expunge_history_days: must be 0 (forever) or more, "
+                          f"got {lim.expunge_history_days}")
     a = c.argon2
     if a.time_cost < 1:
         raise ConfigError(f"argon2.time_cost: must be at least 1, got {a.time_cost}")

@@ -14,6 +14,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -80,6 +81,8 @@ def _pop3_preauth_expired(session: Pop3Session, ip: str) -> None:
 # (store/sqlite/writer.py, "Deferred indexing"): small group commits each
 # writing an FTS5 segment were most of the writer's time per delivery.
 FTS_BATCH = 256
+# How often the expunge history is pruned (limits.expunge_history_days).
+PRUNE_EVERY = 6 * 3600
 
 
 def _ingest_processes() -> int:
@@ -109,6 +112,7 @@ class Server:
         self.lmtp: LmtpListeners | None = None
         self.stopped = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.open()
@@ -154,6 +158,23 @@ class Server:
                 log_event(log, "listening", proto=label, addr=sock.getsockname()[0],
                           port=sock.getsockname()[1])
         log_event(log, "tls-certificate", path=str(cert), sha256=fingerprint)
+        if self.config.limits.expunge_history_days > 0:
+            self.housekeeping = loop.create_task(self._prune_expunged())
+
+    async def _prune_expunged(self) -> None:
+        """Forget expunges older than limits.expunge_history_days (the QRESYNC
+        history, RFC 7162), at start and then every PRUNE_EVERY seconds, so
+        that a mailbox with years of churn does not keep a row for every
+        message it ever lost."""
+        keep = self.config.limits.expunge_history_days * 86400
+        while True:
+            try:
+                n = await self.store.prune_expunged(int(time.time() - keep))
+                if n:
+                    log_event(log, "expunge-history-pruned", rows=n)
+            except Exception:  # noqa: BLE001 - retried next time
+                log.exception("pruning the expunge history failed")
+            await asyncio.sleep(PRUNE_EVERY)
 
     def reload_tls(self) -> None:
         assert self.ctx is not None
@@ -294,6 +315,8 @@ class Server:
         for _, srv in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
+        if self.housekeeping is not None:
+            self.housekeeping.cancel()
         if self.lmtp is not None:
             await self.lmtp.close()      # lets a DATA in progress finish
         await self.ctx.indexes.close()   # writes \Recent claims back

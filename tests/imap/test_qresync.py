@@ -468,3 +468,45 @@ def test_highestmodseq_in_select_and_status_agree(server):
         assert status == [f"* STATUS {box} (HIGHESTMODSEQ {modseq})".encode()]
     finally:
         c.close()
+
+
+def test_device_offline_longer_than_the_expunge_history(tmp_path):
+    """limits.expunge_history_days: the server forgets old expunges (at
+    start and every few hours). A device whose modseq predates what was
+    forgotten still ends up exact: VANISHED (EARLIER) names every UID
+    below UIDNEXT that is gone (within its known-uids), none that exists."""
+    import time
+
+    import testserver
+
+    srv = testserver.TestServer(tmp_path / "srv",
+                                extra_config="[limits]\nexpunge_history_days = 0.00001\n")
+    srv.write_config()
+    srv.add_user("alice", "alice-pw")
+    srv.start()
+    try:
+        box, uids = new_mailbox(srv.imap_port, 6)
+        c = qresync_client(srv.imap_port)
+        lines, _ = c.run(f"SELECT {box}")
+        info = codes(lines)
+        c.run(f"UID STORE {uids[1]},{uids[4]} +FLAGS (\\Deleted)")
+        c.run("EXPUNGE")
+        c.close()
+        time.sleep(1.0)            # older than 0.00001 days (0.86 s)
+        srv.stop()
+        srv.start()                # prunes at start
+        assert "expunge-history-pruned rows=2" in srv.log_text()
+        c = qresync_client(srv.imap_port)
+        uv, since = info["UIDVALIDITY"], info["HIGHESTMODSEQ"]
+        lines, _ = c.run(f"SELECT {box} (QRESYNC ({uv} {since}))")
+        vanished = [x for x in lines if x.startswith(b"* VANISHED")]
+        assert len(vanished) == 1 and uid_set(vanished[0].split(b") ")[1]) \
+            >= {uids[1], uids[4]}
+        assert not uid_set(vanished[0].split(b") ")[1]) & {uids[i] for i in (0, 2, 3, 5)}
+        assert b"* 4 EXISTS" in lines
+        lines, _ = c.run(f"SELECT {box} (QRESYNC ({uv} {since} {uids[2]}:{uids[5]}))")
+        assert [x for x in lines if x.startswith(b"* VANISHED")] == \
+            [f"* VANISHED (EARLIER) {uids[4]}".encode()]
+        c.close()
+    finally:
+        srv.stop()

@@ -91,3 +91,36 @@ async def test_listener_called_after_commit(store: Store, inbox: MailboxInfo) ->
     res = await store.append(inbox.id, [AppendItem(make_message())])
     await asyncio.sleep(0.01)
     assert (inbox.id, res.highestmodseq) in seen
+
+
+async def test_pruned_expunge_history_lists_every_missing_uid(
+        store: Store, inbox: MailboxInfo) -> None:
+    """After the expunge history is pruned, changes since a modseq older
+    than what was forgotten list every UID below UIDNEXT that is gone
+    (RFC 7162 lets the server over-report VANISHED); newer modseqs still
+    get the exact list, and history younger than the cutoff is kept."""
+    import time
+
+    await store.append(inbox.id, [AppendItem(make_message()) for _ in range(6)])
+    old = (await store.changes_since(inbox.id, 0)).highestmodseq
+    await store.store_flags(inbox.id, [2, 4], "add", frozenset({"\\Deleted"}))
+    assert await store.expunge(inbox.id) == [2, 4]
+    mid = (await store.changes_since(inbox.id, 0)).highestmodseq
+    await store.store_flags(inbox.id, [5], "add", frozenset({"\\Deleted"}))
+    assert await store.expunge(inbox.id) == [5]
+    # Nothing is older than an hour ago: nothing forgotten.
+    assert await store.prune_expunged(int(time.time()) - 3600) == 0
+    assert (await store.changes_since(inbox.id, old)).expunged == (2, 4, 5)
+    # Everything before "a second from now" is forgotten.
+    assert await store.prune_expunged(int(time.time()) + 1) == 3
+    await store.append(inbox.id, [AppendItem(make_message())])      # UID 7
+    ch = await store.changes_since(inbox.id, old)
+    assert ch.expunged == (2, 4, 5) and [m.uid for m in ch.changed] == [7]
+    # At or above the highest forgotten modseq the answer stays exact.
+    floor = (await store.changes_since(inbox.id, 0)).highestmodseq - 1
+    assert (await store.changes_since(inbox.id, floor)).expunged == ()
+    assert (await store.changes_since(inbox.id, mid)).expunged == (2, 4, 5)   # over-reports
+    await store.store_flags(inbox.id, [7], "add", frozenset({"\\Deleted"}))
+    assert await store.expunge(inbox.id) == [7]
+    assert (await store.changes_since(inbox.id, floor)).expunged == (7,)
+    assert [m.uid for m in await store.message_list(inbox.id)] == [1, 3, 6]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -285,13 +286,29 @@ def remove_rows(txn: Txn, mailbox_id: int, found: Sequence[Sequence[object]]) ->
         " AND uid IN (SELECT value FROM json_each(?))",
         (mailbox_id, uid_json),
     )
+    now = int(time.time())
     conn.executemany(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-        [(mailbox_id, uid, modseq) for uid in uids],
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, at) VALUES (?, ?, ?, ?)",
+        [(mailbox_id, uid, modseq, now) for uid in uids],
     )
     counts.save(conn, mailbox_id)
     drop_unreferenced(txn, message_ids)
     return uids
+
+
+def prune_expunged(txn: Txn, before: int) -> int:
+    """Forget the expunges made before unix time *before*; each mailbox's
+    vanished_floor rises to the highest modseq forgotten (changes_since then
+    answers older modseqs with every missing UID). Returns how many."""
+    conn = txn.conn
+    conn.execute(
+        "UPDATE mailboxes SET vanished_floor = f.floor FROM"
+        " (SELECT mailbox_id, MAX(modseq) AS floor FROM expunged WHERE at < ?"
+        "  GROUP BY mailbox_id) AS f"
+        " WHERE mailboxes.id = f.mailbox_id AND f.floor > mailboxes.vanished_floor",
+        (before,),
+    )
+    return int(conn.execute("DELETE FROM expunged WHERE at < ?", (before,)).rowcount)
 
 
 def drop_unreferenced(txn: Txn, message_ids: Iterable[int]) -> None:

@@ -123,16 +123,35 @@ def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Cha
         " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
         (mailbox_id, modseq),
     ).fetchall()
-    expunged = conn.execute(
-        "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-        (mailbox_id, modseq),
-    ).fetchall()
+    floor = conn.execute("SELECT vanished_floor FROM mailboxes WHERE id = ?",
+                         (mailbox_id,)).fetchone()[0]
+    if modseq < floor:
+        # Part of the history since *modseq* was pruned: every UID below
+        # UIDNEXT that is not in the mailbox may be one the caller knew.
+        present = [r[0] for r in conn.execute(
+            "SELECT uid FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))]
+        gone = _missing(present, box.uidnext)
+    else:
+        gone = tuple(r[0] for r in conn.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+            (mailbox_id, modseq)))
     return Changes(
         highestmodseq=box.highestmodseq,
         uidnext=box.uidnext,
         changed=tuple(rows.meta(r) for r in changed),
-        expunged=tuple(r[0] for r in expunged),
+        expunged=gone,
     )
+
+
+def _missing(present: Sequence[int], uidnext: int) -> tuple[int, ...]:
+    """The UIDs from 1 to uidnext - 1 not in *present* (ascending)."""
+    out: list[int] = []
+    last = 0
+    for uid in present:
+        out.extend(range(last + 1, uid))
+        last = uid
+    out.extend(range(last + 1, uidnext))
+    return tuple(out)
 
 
 def fetch_records(

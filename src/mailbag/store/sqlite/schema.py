@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _V1 = """
 CREATE TABLE meta (
@@ -214,8 +214,20 @@ INSERT INTO message_fts (message_fts) VALUES ('rebuild');
 DELETE FROM fts_pending;
 """
 
+# Expunge history with an age, so that it can be pruned (queries.py
+# changes_since, SqliteStore.prune_expunged): ``at`` is when the message was
+# expunged (existing records count from the migration), ``vanished_floor``
+# the highest modseq of a pruned record; a client asking for changes since
+# an older modseq is told every UID that is gone (RFC 7162 §3.2.5.2 allows
+# the server to include UIDs the client never saw).
+_V7 = """
+ALTER TABLE expunged ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+UPDATE expunged SET at = CAST(strftime('%s', 'now') AS INTEGER);
+ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 
 def configure(conn: sqlite3.Connection) -> None:

@@ -446,6 +446,9 @@ class SqliteStore:
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         return await self._read(queries.changes_since, mailbox_id, modseq)
 
+    async def prune_expunged(self, before: int) -> int:
+        return await self._write(lambda t: message_ops.prune_expunged(t, before))
+
     async def fetch_records(
         self, mailbox_id: int, uids: Sequence[int], facts: bool = True
     ) -> list[MessageRecord]:
