@@ -370,3 +370,31 @@ def test_idle_group_under_bursts_and_churn(big: testserver.TestServer) -> None:
     finally:
         for idler in idlers:
             idler.close()
+
+
+def test_leaving_the_idle_group_keeps_an_unwritten_change() -> None:
+    """A session that leaves IDLE (DONE) after its group heard of a change
+    but before the group's push wrote it must update itself: it is marked
+    dirty and watches the index on its own again."""
+    from types import SimpleNamespace
+
+    class StandIn:                 # what _join/_leave use of a Session
+        def __init__(self, sel: SelectedMailbox) -> None:
+            self.selected, self.heard, self.notify = sel, 0, None
+            self.ctx = SimpleNamespace(indexes=None)
+
+        def on_store_change(self, mailbox_id: int, modseq: int) -> None:
+            pass
+
+    index = _index()
+    sel = _view(index)
+    s = StandIn(sel)
+    s.selected.index.watchers.add(s.on_store_change)
+    group = idle._join(s)          # type: ignore[arg-type]
+    assert group is not None and s.on_store_change not in index.watchers
+    assert group.on_change in index.watchers
+    index.target = 5               # announced, not pushed yet
+    idle._leave(s, group)          # type: ignore[arg-type]
+    assert sel.dirty and s.heard == 5
+    assert s.on_store_change in index.watchers and group.on_change not in index.watchers
+    assert index not in idle._groups
