@@ -492,10 +492,13 @@ def test_device_offline_longer_than_the_expunge_history(tmp_path):
         c.run(f"UID STORE {uids[1]},{uids[4]} +FLAGS (\\Deleted)")
         c.run("EXPUNGE")
         c.close()
-        time.sleep(1.0)            # older than 0.00001 days (0.86 s)
+        time.sleep(2.1)            # older than 0.00001 days (0.86 s), in whole seconds
         srv.stop()
-        srv.start()                # prunes at start
-        assert "expunge-history-pruned rows=2" in srv.log_text()
+        srv.start()                # prunes at start, in the background
+        deadline = time.monotonic() + 20
+        while "expunge-history-pruned rows=2" not in srv.log_text():
+            assert time.monotonic() < deadline, srv.log_text()
+            time.sleep(0.05)
         c = qresync_client(srv.imap_port)
         uv, since = info["UIDVALIDITY"], info["HIGHESTMODSEQ"]
         lines, _ = c.run(f"SELECT {box} (QRESYNC ({uv} {since}))")
