@@ -9,6 +9,7 @@ the mailbox scan (SCAN_BELOW huge); both must give the same answers."""
 from __future__ import annotations
 
 import base64
+import logging
 import quopri
 import sqlite3
 from pathlib import Path
@@ -220,9 +221,11 @@ async def test_delete_mailbox_removes_index_rows(sqlite_store: SqliteStore) -> N
     assert _indexed(s, "only-in-gone") == []
 
 
-def test_migration_backfills_existing_rows(tmp_path: Path) -> None:
+def test_migration_backfills_existing_rows(tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
     """A database made before the index (schema 3) gets every message_text
-    row indexed by the migration that creates the index."""
+    row indexed by the migration that creates the index; each step of an
+    upgrade is logged (the index rebuilds make a first start slow)."""
     db = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(db, isolation_level=None)
     before = _MIGRATIONS.index(next(m for m in _MIGRATIONS if "message_fts" in m))
@@ -235,8 +238,12 @@ def test_migration_backfills_existing_rows(tmp_path: Path) -> None:
                      " bodystructure) VALUES (?, ?, 1, x'', x'', x'', x'')", (i, f"b{i}"))
         conn.execute("INSERT INTO message_text (message_id, headers, body) VALUES (?, '', ?)",
                      (i, body))
-    migrate(conn)
+    with caplog.at_level(logging.INFO, logger="mailbag.store"):
+        migrate(conn)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    steps = [r.getMessage() for r in caplog.records if "schema-migrated" in r.getMessage()]
+    assert len(steps) == SCHEMA_VERSION - before
+    assert steps[-1].startswith(f"schema-migrated from={SCHEMA_VERSION - 1} to={SCHEMA_VERSION} ms=")
 
     def hits(needle: str) -> list[int]:
         q = search_ops.match_query("BODY", needle)

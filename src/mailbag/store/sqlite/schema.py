@@ -10,7 +10,11 @@ so STATUS and SELECT never count rows.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
+
+log = logging.getLogger("mailbag.store")
 
 SCHEMA_VERSION = 7
 
@@ -250,6 +254,11 @@ def migrate(conn: sqlite3.Connection) -> None:
             f"database schema version {version} is newer than this mailbag ({SCHEMA_VERSION})"
         )
     for step in range(version, SCHEMA_VERSION):
+        if version:
+            # Some steps rebuild an index over every message (V6): say why
+            # the first start after an upgrade takes a while.
+            log.info("schema-migrating from=%d to=%d", step, step + 1)
+        t0 = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _statements(_MIGRATIONS[step]):
@@ -259,6 +268,9 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if version:
+            log.info("schema-migrated from=%d to=%d ms=%d", step, step + 1,
+                     (time.monotonic() - t0) * 1000)
 
 
 def _statements(script: str) -> list[str]:
