@@ -90,17 +90,12 @@ class Connection(asyncio.Protocol):
         self._inflate: Any = None            # zlib decompress object
         self._deflate: Any = None            # zlib compress object
         self._zpending = b""                 # compressed input not inflated yet
-        # write() minus its checks where none applies: the transport's own
-        # write while the stream is open, clear and uncompressed. An IDLE
-        # fan-out makes 10,000 of these calls back to back.
-        self.push: Callable[[bytes], None] = self.write
 
     # ------------------------------------------------------- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
         if self._implicit_tls is None:
-            self.push = self.transport.write
             self._on_ready(self)
             return
         fut = self._begin_tls(self._implicit_tls)
@@ -131,7 +126,6 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = self._eof = True
-        self.push = self.write
         self._wake_reader()
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(ConnectionResetError("connection lost in TLS handshake"))
@@ -251,30 +245,20 @@ class Connection(asyncio.Protocol):
         if self._deflate is not None:
             data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         if self._ssl is not None:
-            view = memoryview(data)
-            while view:
-                try:
-                    n = self._ssl.write(view)
-                except ssl.SSLError:
-                    self._abort()
-                    return
-                view = view[n:]
+            try:
+                n = self._ssl.write(data)
+                if n < len(data):
+                    # More than one record's worth; the common short line
+                    # (an IDLE fan-out writes 10,000 of them) is one call.
+                    view = memoryview(data)[n:]
+                    while view:
+                        view = view[self._ssl.write(view):]
+            except ssl.SSLError:
+                self._abort()
+                return
             self._flush_tls()
         else:
             self.transport.write(data)
-
-    def _push_tls(self, data: bytes) -> None:
-        # write() over TLS for a short line: one record, no loop.
-        assert self._ssl is not None and self._out_bio is not None and self.transport is not None
-        try:
-            n = self._ssl.write(data)
-        except ssl.SSLError:
-            self._abort()
-            return
-        if n < len(data):
-            self.write(data[n:])
-            return
-        self.transport.write(self._out_bio.read())
 
     async def drain(self) -> None:
         if self._lost:
@@ -293,7 +277,6 @@ class Connection(asyncio.Protocol):
         return self._lost or self.transport is None or self.transport.is_closing()
 
     def close(self) -> None:
-        self.push = self.write
         if self.transport is None or self.transport.is_closing():
             return
         if self._ssl is not None and self._handshake is not None and self._handshake.done():
@@ -305,7 +288,6 @@ class Connection(asyncio.Protocol):
         self.transport.close()
 
     def _abort(self) -> None:
-        self.push = self.write
         if self.transport is not None:
             self.transport.abort()
 
@@ -333,7 +315,6 @@ class Connection(asyncio.Protocol):
 
     def _begin_tls(self, context: ssl.SSLContext) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
-        self.push = self.write
         self._in_bio, self._out_bio = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in_bio, self._out_bio, server_side=True)
         self._handshake = fut = loop.create_future()
@@ -363,9 +344,6 @@ class Connection(asyncio.Protocol):
         self._flush_tls()               # Finished, TLS 1.3 session tickets
         if not self._handshake.done():
             self._handshake.set_result(None)
-            if self._deflate is None and self.transport is not None \
-                    and not self.transport.is_closing():
-                self.push = self._push_tls
 
     def _tls_read(self) -> None:
         assert self._ssl is not None
@@ -405,7 +383,6 @@ class Connection(asyncio.Protocol):
         read. ``unread`` is input the session had already taken from this
         stream but not parsed: it followed the COMPRESS command, so it is
         compressed too, and goes in front of what is still buffered here."""
-        self.push = self.write
         self._inflate = zlib.decompressobj(INFLATE_WBITS)
         self._deflate = zlib.compressobj(6, zlib.DEFLATED, DEFLATE_WBITS, DEFLATE_MEMLEVEL)
         raw = unread + bytes(self._buffer)

@@ -222,7 +222,7 @@ async def _pass(group: _Group, told: list[tuple[SelectedMailbox, _Append]]) -> N
             else:
                 plan = plans[key] = _append_plan(changes, key[1], key[2])
             if plan is not None:
-                s.writer.push(plan.line)
+                s.writer.write(plan.line)
                 told.append((sel, plan))
                 continue
         s.heard = max(s.heard, target)
