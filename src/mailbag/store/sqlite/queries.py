@@ -117,27 +117,30 @@ def deleted_size(conn: sqlite3.Connection, mailbox_id: int) -> int:
 
 
 def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Changes:
-    box = mailbox_by_id(conn, mailbox_id)
+    row = conn.execute(
+        "SELECT highestmodseq, uidnext, vanished_floor FROM mailboxes WHERE id = ?",
+        (mailbox_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"mailbox {mailbox_id} does not exist")
+    highestmodseq, uidnext, floor = row
     changed = conn.execute(
         "SELECT uid, flags, modseq FROM mailbox_messages"
         " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
         (mailbox_id, modseq),
     ).fetchall()
-    floor = conn.execute("SELECT vanished_floor FROM mailboxes WHERE id = ?",
-                         (mailbox_id,)).fetchone()[0]
     if modseq < floor:
         # Part of the history since *modseq* was pruned: every UID below
         # UIDNEXT that is not in the mailbox may be one the caller knew.
         present = [r[0] for r in conn.execute(
             "SELECT uid FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))]
-        gone = _missing(present, box.uidnext)
+        gone = _missing(present, uidnext)
     else:
         gone = tuple(r[0] for r in conn.execute(
             "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
             (mailbox_id, modseq)))
     return Changes(
-        highestmodseq=box.highestmodseq,
-        uidnext=box.uidnext,
+        highestmodseq=highestmodseq,
+        uidnext=uidnext,
         changed=tuple(rows.meta(r) for r in changed),
         expunged=gone,
     )
