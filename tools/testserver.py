@@ -5,13 +5,16 @@ passwords, free loopback ports. Used by tests/conftest.py and tools/*.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +130,27 @@ class TestServer:
         status = self.proc.returncode
         self.proc = None
         return status
+
+
+@contextlib.contextmanager
+def serving(srv: TestServer, users: dict[str, str],
+            no_traceback: bool = False) -> Iterator[TestServer]:
+    """Write *srv*'s config, add *users*, start it; on exit stop it and
+    remove its data. A traceback in its log is printed, or with
+    *no_traceback* fails the caller."""
+    srv.write_config()
+    for name, password in users.items():
+        srv.add_user(name, password)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        log = srv.log_text()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        if "Traceback" in log:
+            assert not no_traceback, log
+            print(log)
 
 
 def temporary_server(users: dict[str, str]) -> TestServer:

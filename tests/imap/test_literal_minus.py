@@ -12,7 +12,6 @@ and after login. The config key is validated.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,18 +78,10 @@ def message(size: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def minus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testserver.TestServer]:
-    srv = testserver.TestServer(tmp_path_factory.mktemp("mailbag-literal-minus"))
-    srv.extra_config = "[limits]\nnonsync_literal_max = 4096\n"
-    srv.write_config()
-    srv.add_user("alice", "alice-pw")
-    srv.start()
-    try:
+    srv = testserver.TestServer(tmp_path_factory.mktemp("mailbag-literal-minus"),
+                                extra_config="[limits]\nnonsync_literal_max = 4096\n")
+    with testserver.serving(srv, {"alice": "alice-pw"}, no_traceback=True):
         yield srv
-    finally:
-        srv.stop()
-        log = srv.log_text()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
-        assert "Traceback" not in log, log
 
 
 def mailboxes(c: Client) -> set[bytes]:

@@ -481,10 +481,7 @@ def test_device_offline_longer_than_the_expunge_history(tmp_path):
 
     srv = testserver.TestServer(tmp_path / "srv",
                                 extra_config="[limits]\nexpunge_history_days = 0.00001\n")
-    srv.write_config()
-    srv.add_user("alice", "alice-pw")
-    srv.start()
-    try:
+    with testserver.serving(srv, {"alice": "alice-pw"}, no_traceback=True):
         box, uids = new_mailbox(srv.imap_port, 6)
         c = qresync_client(srv.imap_port)
         lines, _ = c.run(f"SELECT {box}")
@@ -511,5 +508,3 @@ def test_device_offline_longer_than_the_expunge_history(tmp_path):
         assert [x for x in lines if x.startswith(b"* VANISHED")] == \
             [f"* VANISHED (EARLIER) {uids[4]}".encode()]
         c.close()
-    finally:
-        srv.stop()

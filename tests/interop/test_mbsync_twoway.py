@@ -390,18 +390,10 @@ def minus_server(tmp_path_factory: pytest.TempPathFactory):
     """A server that advertises LITERAL- (RFC 7888 §5) instead of LITERAL+."""
     import testserver
 
-    srv = testserver.TestServer(tmp_path_factory.mktemp("mailbag-mbsync-minus"))
-    srv.extra_config = "[limits]\nnonsync_literal_max = 4096\n"
-    srv.write_config()
-    srv.add_user(USER, PASSWORD)
-    srv.start()
-    try:
+    srv = testserver.TestServer(tmp_path_factory.mktemp("mailbag-mbsync-minus"),
+                                extra_config="[limits]\nnonsync_literal_max = 4096\n")
+    with testserver.serving(srv, {USER: PASSWORD}, no_traceback=True):
         yield srv
-    finally:
-        srv.stop()
-        log = srv.log_text()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
-        assert "Traceback" not in log, log
 
 
 def test_sync_with_a_literal_minus_server(minus_server, tmp_path):
