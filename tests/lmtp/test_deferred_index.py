@@ -1,8 +1,9 @@
 """Deferred search indexing (store/sqlite/writer.py "Deferred indexing",
 which the server turns on for fast LMTP delivery): a committed message is
-found by SEARCH before it is in the FTS index, is indexed with the next
-batch, when the writer idles, at stop, or at the next start after a crash,
-and an expunged pending message simply leaves the list."""
+found by SEARCH before it is in the FTS index, is indexed (FTS_CHUNK at a
+time, oldest first) after a batch of jobs once the list is long, when the
+writer idles, at stop, or at the next start after a crash, and an expunged
+pending message simply leaves the list."""
 
 from __future__ import annotations
 
@@ -28,21 +29,25 @@ def pending(s: SqliteStore) -> int:
         return int(conn.execute("SELECT count(*) FROM fts_pending").fetchone()[0])
 
 
-def indexed(s: SqliteStore, needle: str) -> int:
+def indexed_ids(s: SqliteStore, needle: str) -> list[int]:
     with sqlite3.connect(s.db_path) as conn:
         q = search_ops.match_query("BODY", needle)
-        return len(conn.execute(
-            "SELECT rowid FROM message_fts WHERE message_fts MATCH ?", (q,)).fetchall())
+        return sorted(r[0] for r in conn.execute(
+            "SELECT rowid FROM message_fts WHERE message_fts MATCH ?", (q,)))
 
 
-async def settled(s: SqliteStore) -> None:
-    """Until the writer has indexed what was pending (it does so after
-    answering the job that filled the batch, or when idle)."""
+def indexed(s: SqliteStore, needle: str) -> int:
+    return len(indexed_ids(s, needle))
+
+
+async def settled(s: SqliteStore, left: int = 0) -> None:
+    """Until the writer has indexed what was pending but *left* (it does so
+    after answering the job that filled the batch, or when idle)."""
     for _ in range(3000):
-        if pending(s) == 0:
+        if pending(s) == left:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("still pending")
+    raise AssertionError(f"{pending(s)} pending, not {left}")
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +99,33 @@ async def test_expunged_while_pending_leaves_the_list(deferred):
     assert pending(s) == 1
     assert await s.search_text(box.id, "BODY", "okapi") == set()
     assert await s.search_text(box.id, "BODY", "tapir") == {2}
+
+
+async def test_a_long_list_loses_a_chunk_after_each_batch(deferred, monkeypatch):
+    monkeypatch.setattr(writer, "FTS_CHUNK", 2)
+    s = deferred                                     # fts_batch=4
+    box = await inbox(s)
+    for word in ("ibex", "ibex-two", "ibex-three", "ibex-four"):
+        await s.append(box.id, [AppendItem(message(word))])
+    await settled(s, left=2)                         # the two oldest indexed
+    assert indexed_ids(s, "ibex") == [1, 2]
+    await s.append(box.id, [AppendItem(message("ibex-five"))])
+    assert pending(s) == 3                           # under fts_batch: nothing indexed
+    assert await s.search_text(box.id, "BODY", "ibex") == {1, 2, 3, 4, 5}
+
+
+async def test_idle_catch_up_takes_every_chunk(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer, "FTS_CHUNK", 2)
+    monkeypatch.setattr(writer, "FTS_IDLE", 0.01)
+    s = SqliteStore(tmp_path, readers=1, ingest_workers=1, fts_batch=1000)
+    await s.open()
+    try:
+        box = await inbox(s)
+        await s.append(box.id, [AppendItem(message(f"kiwi{i}")) for i in range(5)])
+        await settled(s)
+        assert indexed(s, "kiwi") == 5
+    finally:
+        await s.close()
 
 
 async def test_indexed_when_idle_and_at_stop(tmp_path, monkeypatch):

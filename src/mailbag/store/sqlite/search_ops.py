@@ -106,14 +106,18 @@ def defer_messages(conn: sqlite3.Connection, message_ids: Iterable[int]) -> None
                      [(m,) for m in message_ids])
 
 
-def index_pending(conn: sqlite3.Connection) -> int:
-    """Index every deferred message in one go; returns how many."""
+def index_pending(conn: sqlite3.Connection, limit: int | None = None) -> int:
+    """Index the deferred messages, oldest first, at most *limit* of them
+    (all when None); returns how many left the list."""
+    first = ("SELECT message_id FROM fts_pending ORDER BY message_id LIMIT ?")
+    n = -1 if limit is None else limit       # SQLite: a negative LIMIT is none
     conn.execute(
         f"INSERT INTO message_fts (rowid, {TEXT_COLUMNS})"
         f" SELECT message_id, {TEXT_COLUMNS} FROM message_text"
-        " WHERE message_id IN (SELECT message_id FROM fts_pending) ORDER BY message_id"
+        f" WHERE message_id IN ({first}) ORDER BY message_id", (n,)
     )
-    return int(conn.execute("DELETE FROM fts_pending").rowcount)
+    return int(conn.execute(f"DELETE FROM fts_pending WHERE message_id IN ({first})",
+                            (n,)).rowcount)
 
 
 def unindex_messages(conn: sqlite3.Connection, message_ids: Iterable[int]) -> None:
