@@ -10,6 +10,7 @@ missing local part "MISSING_MAILBOX". Values stay as written (not RFC
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailbag.mime.headers import unfold
@@ -19,6 +20,9 @@ MISSING_DOMAIN = b"MISSING_DOMAIN"
 
 _SPECIALS = b"()<>@,;:\\\".[]"
 _WS = b" \t\r\n"
+# Atom text: up to the next whitespace or special (one regex match instead of
+# a Python step per byte; address parsing was ~10 % of ingest).
+_ATOM_RUN = re.compile(rb'[^ \t\r\n()<>@,;:\\".\[\]]+')
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,11 @@ def _tokens(data: bytes) -> list[tuple[int, bytes]]:
             if out and out[-1][0] != _SPACE:
                 out.append((_SPACE, b" "))
         elif c == 0x22:  # quoted string
+            close = data.find(b'"', pos + 1)
+            if close >= 0 and data.find(b"\\", pos + 1, close) < 0:
+                out.append((_QS, data[pos + 1:close]))   # nothing to unescape
+                pos = close + 1
+                continue
             buf = bytearray()
             pos += 1
             while pos < n and data[pos] != 0x22:
@@ -87,10 +96,9 @@ def _tokens(data: bytes) -> list[tuple[int, bytes]]:
             out.append((_SPECIAL, bytes((c,))))
             pos += 1
         else:
-            start = pos
-            while pos < n and data[pos] not in _WS and data[pos] not in _SPECIALS:
-                pos += 1
-            out.append((_ATOM, data[start:pos]))
+            end = _ATOM_RUN.match(data, pos).end()  # type: ignore[union-attr]  # c is atom text
+            out.append((_ATOM, data[pos:end]))
+            pos = end
     return out
 
 
