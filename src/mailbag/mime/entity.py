@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailbag.mime.headers import HeaderField, first_value
+from mailbag.mime.headers import HeaderField
 from mailbag.mime.message import Part
 from mailbag.mime.params import StructuredValue
 
@@ -33,8 +33,16 @@ class Entity:
     def is_multipart(self) -> bool:
         return self.type == "multipart"
 
+    # The first value of each field name, made on the first look-up:
+    # rendering ENVELOPE and BODYSTRUCTURE asks ~30 names a message.
+    _first: dict[bytes, bytes] | None = field(default=None, repr=False, compare=False)
+
     def header(self, key: bytes) -> bytes | None:
-        return first_value(self.fields, key)
+        """The raw value of the first field named *key* (upper-case)."""
+        first = self._first
+        if first is None:
+            first = self._first = {f.key: f.value for f in reversed(self.fields)}
+        return first.get(key)
 
     def to_part(self) -> Part:
         params = self.ctype.decoded if self.ctype is not None else ()

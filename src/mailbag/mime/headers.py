@@ -145,10 +145,3 @@ def display_value(value: bytes) -> str:
     """A field value as a person reads it: unfolded, UTF-8/latin-1, RFC 2047-decoded."""
     return decode_words(to_str(unfold(value)))
 
-
-def first_value(fields: list[HeaderField], key: bytes) -> bytes | None:
-    """The raw value of the first field named *key* (upper-case), or None."""
-    for f in fields:
-        if f.key == key:
-            return f.value
-    return None

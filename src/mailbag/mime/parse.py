@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from mailbag.mime.addresses import RawAddress
 from mailbag.mime.entity import Entity
 from mailbag.mime.headers import (
-    HeaderField,
     decode_words,
     is_blank_line,
     line_end,
@@ -193,11 +192,9 @@ def _address(a: RawAddress) -> Address:
     return Address(s(a.name), s(a.mailbox), s(a.host), s(a.adl))
 
 
-def _header_str(fields: list[HeaderField], key: bytes) -> str | None:
-    for f in fields:
-        if f.key == key:
-            return to_str(unfold(f.value))
-    return None
+def _header_str(e: Entity, key: bytes) -> str | None:
+    value = e.header(key)
+    return None if value is None else to_str(unfold(value))
 
 
 _MSGID = re.compile(r"<[^<>\s]*>")
@@ -234,12 +231,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
     root = parse_tree(raw)
     part = root.to_part()
     addrs = envelope_addresses(root)
-    fields = root.fields
-    subject_raw = _header_str(fields, b"SUBJECT")
+    subject_raw = _header_str(root, b"SUBJECT")
     subject = decode_words(subject_raw) if subject_raw is not None else ""
-    refs = _header_str(fields, b"REFERENCES") or ""
-    mid = _header_str(fields, b"MESSAGE-ID")
-    irt = _header_str(fields, b"IN-REPLY-TO")
+    refs = _header_str(root, b"REFERENCES") or ""
+    mid = _header_str(root, b"MESSAGE-ID")
+    irt = _header_str(root, b"IN-REPLY-TO")
     body, bodystructure = render_bodies(root)
     try:
         preview = preview_of(raw, part)
@@ -250,7 +246,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         envelope=render_envelope(root, addrs),
         body=body,
         bodystructure=bodystructure,
-        sent_date=_date(_header_str(fields, b"DATE")),
+        sent_date=_date(_header_str(root, b"DATE")),
         subject=subject,
         base_subject=base_subject(subject),
         from_=tuple(_address(a) for a in addrs[b"FROM"]),
