@@ -183,6 +183,7 @@ class CopyResult:
     uidvalidity: int              # of the destination
     source_uids: tuple[int, ...]
     dest_uids: tuple[int, ...]
+    highestmodseq: int = 0        # the destination's modseq for this copy; 0: none copied
 
 
 @dataclass(frozen=True, slots=True)

@@ -367,7 +367,8 @@ def copy(
     if remove_source:
         remove_rows(txn, src_id, found)
     return CopyResult(
-        uidvalidity=dst.uidvalidity, source_uids=tuple(source_uids), dest_uids=tuple(dest_uids)
+        uidvalidity=dst.uidvalidity, source_uids=tuple(source_uids), dest_uids=tuple(dest_uids),
+        highestmodseq=modseq,
     )
 
 
