@@ -148,7 +148,8 @@ def test_selected_mailbox_gets_exists_fetch_expunge(pair: tuple[Client, Client])
     b.run(f"SELECT {sel}")
     b.run("STORE 1 +FLAGS (\\Flagged)")
     flags = a.wait_for(lambda x: x.startswith(b"* 1 FETCH"))
-    assert b"\\Flagged" in flags[-1]
+    # §5.1: the FETCH "MUST include UID and FLAGS".
+    assert re.match(rb"^\* 1 FETCH \(UID \d+ FLAGS \(.*\\Flagged", flags[-1]), flags
 
     b.run("STORE 1 +FLAGS (\\Deleted)")
     b.run("EXPUNGE")
@@ -287,3 +288,159 @@ def test_mailbox_created_by_another_process_is_pushed(  # type: ignore[no-untype
     assert r.returncode == 0, r.stdout + r.stderr
     line = a.wait_for(lambda x: x.startswith(b"* LIST") and folder.encode() in x)[-1]
     assert b"\\NonExistent" not in line
+
+
+def test_own_append_copy_move_are_not_reported(pair: tuple[Client, Client]) -> None:
+    """§5: "The server SHOULD omit notifying the client if the event is
+    caused by this client": no STATUS for the session's own APPEND, COPY and
+    MOVE into a followed mailbox, while another session's APPEND is told."""
+    a, b = pair
+    watched, src = box("mine"), box("mine")
+    a.run(f"CREATE {watched}")
+    a.run(f"CREATE {src}")
+    a.append(src)
+    a.append(src)
+    a.run(f"SELECT {src}")
+    a.run("NOTIFY SET (selected (MessageNew MessageExpunge)) "
+          f"(mailboxes {watched} (MessageNew MessageExpunge FlagChange))")
+    seen: list[bytes] = []
+    for command in ("NOOP", "COPY 1 " + watched, "MOVE 2 " + watched, "NOOP"):
+        seen += a.run(command)[0]
+    a.append(watched)
+    seen += a.run("NOOP")[0]
+    b.append(watched)
+    seen += a.wait_for(lambda x: status_of(x, watched) is not None)
+    told = [st for x in seen if (st := status_of(x, watched)) is not None]
+    assert len(told) == 1 and told[0]["MESSAGES"] == 4, seen
+
+
+def test_change_by_another_session_during_own_append_is_reported(
+        pair: tuple[Client, Client]) -> None:
+    """Another session's APPEND that lands while this session's own APPEND
+    is in progress still gives a STATUS (with both messages)."""
+    a, b = pair
+    watched = box("mine")
+    b.run(f"CREATE {watched}")
+    a.run(f"NOTIFY SET (mailboxes {watched} (MessageNew MessageExpunge))")
+    tag, _ = a.send(f"APPEND {watched} {{{len(MSG)}}}")
+    assert a.line().startswith(b"+")        # a's APPEND waits for its literal ...
+    b.append(watched)                       # ... while b's is committed
+    a.sock.sendall(MSG + b"\r\n")
+    seen = [a.line()]
+    while not seen[-1].startswith(tag + b" "):      # the STATUS may come before or after
+        seen.append(a.line())
+    assert seen[-1].startswith(tag + b" OK"), seen
+    if not any(status_of(x, watched) for x in seen):
+        seen += a.wait_for(lambda x: status_of(x, watched) is not None)
+    told = [st for x in seen if (st := status_of(x, watched)) is not None]
+    assert len(told) == 1 and told[0]["MESSAGES"] == 2, seen
+
+
+def test_own_append_stays_own_across_a_names_event(pair: tuple[Client, Client]) -> None:
+    """A mailbox created by another session while this session's APPEND runs
+    makes it re-read the names before it reports; its own APPEND is still
+    recognised as its own."""
+    a, b = pair
+    watched, other = box("mine"), box("mine")
+    b.run(f"CREATE {watched}")
+    a.run("NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
+    tag, _ = a.send(f"APPEND {watched} {{{len(MSG)}}}")
+    assert a.line().startswith(b"+")
+    b.run(f"CREATE {other}")
+    a.sock.sendall(MSG + b"\r\n")
+    seen = [a.line()]
+    while not seen[-1].startswith(tag + b" "):
+        seen.append(a.line())
+    b.append(watched)
+    seen += a.wait_for(lambda x: status_of(x, watched) is not None)
+    assert any(x.startswith(b"* LIST") and other.encode() in x for x in seen), seen
+    told = [st for x in seen if (st := status_of(x, watched)) is not None]
+    assert len(told) == 1 and told[0]["MESSAGES"] == 2, seen
+
+
+def test_flag_change_omitted_for_selected(pair: tuple[Client, Client]) -> None:
+    """SELECTED without FlagChange: another session's STORE gives no FETCH,
+    between commands, at the end of a command or in IDLE (§5 "omitting the
+    necessary event"); the client's own STORE and FETCH still answer the
+    current flags."""
+    a, b = pair
+    sel = box()
+    b.run(f"CREATE {sel}")
+    b.append(sel)
+    a.run(f"SELECT {sel}")
+    a.run("NOTIFY SET (selected (MessageNew MessageExpunge))")
+    b.run(f"SELECT {sel}")
+    b.run("STORE 1 +FLAGS (\\Flagged)")
+    b.append(sel)
+    seen = a.wait_for(lambda x: x == b"* 2 EXISTS")
+    assert not any(b"FETCH" in x for x in seen), seen
+    b.run("STORE 1 +FLAGS (\\Answered)")
+    untagged, _ = a.run("NOOP")
+    assert not any(b"FETCH" in x for x in untagged), untagged
+    untagged, _ = a.run("FETCH 1 FLAGS")
+    assert len(untagged) == 1 and b"(\\Answered \\Flagged " in untagged[0], untagged
+    untagged, _ = a.run("STORE 1 +FLAGS (\\Seen)")
+    assert len(untagged) == 1 and b"(\\Answered \\Flagged \\Recent \\Seen)" in untagged[0]
+
+    a.sock.sendall(b"i1 IDLE\r\n")
+    assert a.line().startswith(b"+")
+    b.run("STORE 2 +FLAGS (\\Flagged)")
+    b.append(sel)
+    seen = a.wait_for(lambda x: x == b"* 3 EXISTS")
+    assert not any(b"FETCH" in x for x in seen), seen
+    a.sock.sendall(b"DONE\r\n")
+    assert a.wait_for(lambda x: True)[-1].startswith(b"i1 OK")
+
+
+@pytest.mark.parametrize("notify", [
+    "NOTIFY SET (personal (MailboxName))",
+    "NOTIFY SET (selected NONE) (personal (MailboxName))",
+    "NOTIFY NONE",
+])
+def test_no_selected_events_make_a_snapshot(pair: tuple[Client, Client], notify: str) -> None:
+    """§3.1: without SELECTED/SELECTED-DELAYED "the client doesn't want to
+    receive any <message-event>s for the currently selected mailbox", and
+    NOTIFY NONE is "not interested in any kind of event": other sessions'
+    changes are not sent, not even at the end of a command, until the
+    implicit NOOP of a later NOTIFY SET; the client's own EXPUNGE still
+    reports what it removed."""
+    a, b = pair
+    sel = box("snap")
+    b.run(f"CREATE {sel}")
+    for _ in range(3):
+        b.append(sel)
+    a.run(f"SELECT {sel}")
+    a.run(notify)
+    b.run(f"SELECT {sel}")
+    b.run("STORE 2 +FLAGS (\\Flagged)")
+    b.run("STORE 1 +FLAGS (\\Deleted)")
+    b.run("EXPUNGE")
+    b.append(sel)
+    untagged, _ = a.run("NOOP")               # b's changes are committed by now
+    assert untagged == [], untagged
+    if "MailboxName" in notify:
+        a.sock.sendall(b"i1 IDLE\r\n")
+        assert a.line().startswith(b"+")
+        b.append(sel)
+        other = box("snap")
+        b.run(f"CREATE {other}")
+        seen = a.wait_for(lambda x: x.startswith(b"* LIST") and other.encode() in x)
+        assert len(seen) == 1, seen
+        a.sock.sendall(b"DONE\r\n")
+        assert a.wait_for(lambda x: True)[-1].startswith(b"i1 OK")
+    untagged, _ = a.run("STORE 3 +FLAGS (\\Deleted)")
+    assert len(untagged) == 1 and untagged[0].startswith(b"* 3 FETCH (FLAGS (\\Deleted"), untagged
+    untagged, _ = a.run("EXPUNGE")
+    assert untagged == [b"* 3 EXPUNGE"], untagged
+    # §3.1 the implicit NOOP of NOTIFY SET, even one that keeps the snapshot.
+    again = notify if notify.startswith("NOTIFY SET") else \
+        "NOTIFY SET (selected (MessageNew MessageExpunge))"
+    untagged, _ = a.run(again)
+    assert b"* 1 EXPUNGE" in untagged and any(x.endswith(b" EXISTS") for x in untagged)
+    assert any(re.match(rb"^\* 1 FETCH \(UID 2 FLAGS \(\\Flagged", x)
+               for x in untagged), untagged
+    untagged, _ = a.run("NOOP")
+    assert untagged == [], untagged
+    untagged, _ = a.run("UID FETCH 1:* (FLAGS)")
+    assert [x.split(b" FETCH")[0] for x in untagged] == [
+        b"* %d" % i for i in range(1, len(untagged) + 1)], untagged

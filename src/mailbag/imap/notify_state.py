@@ -21,9 +21,31 @@ How it is wired (no polling anywhere):
   never for SELECTED-DELAYED (§6.1.2); during a command the session's usual
   end-of-command update applies its rules (no EXPUNGE after FETCH, STORE or
   SEARCH by sequence number, RFC 9051 §7.5.1).
-- Own changes: a mailbox name change made by this session's own command is
-  not reported to it (§5 SHOULD); the store announces it in the task of the
-  command that made it, which is how the hub recognises it.
+- Own changes. RFC 5465 §5: "The server SHOULD omit notifying the client
+  if the event is caused by this client." A mailbox name change made by
+  this session's own command is not reported to it; the store announces it
+  in the task of the command that made it, which is how the hub recognises
+  it. Message changes are committed by the writer thread and announced
+  later, so there the session's APPEND, COPY and MOVE note the modseq their
+  one store job gave the destination (``own_change``; a job bumps a
+  mailbox's modseq exactly once). A followed mailbox whose every modseq
+  since the last STATUS is one of those gets no STATUS; one other modseq
+  in between (another session's change, whenever it landed) and the STATUS
+  goes out, own changes included: a redundant STATUS, never a lost one.
+- The selected mailbox (§3.1, §5, §6.1): "If the SELECTED/SELECTED-DELAYED
+  mailbox selector is not specified in the NOTIFY SET command, this means
+  that the client doesn't want to receive any <message-event>s for the
+  currently selected mailbox. This is the same as specifying SELECTED
+  NONE", and "NOTIFY NONE specifies that the client is not interested in
+  any kind of event happening on the server". Session.selected_events keeps
+  what the client asked for; without MessageNew/MessageExpunge the view is
+  a snapshot ("NOTIFY SET ... NONE can be used as a snapshot facility",
+  §5): no EXISTS, EXPUNGE or FETCH for other sessions' changes, not even at
+  the end of a command, until a later NOTIFY SET ("implies an implicit
+  NOOP command", §3.1) or a new SELECT. Without FlagChange (§5: "The
+  client can instruct the server not to send an event by omitting the
+  necessary event"), other sessions' flag changes give no FETCH; with it,
+  that FETCH carries UID (§5.1: "MUST include UID and FLAGS").
 """
 
 from __future__ import annotations
@@ -32,7 +54,7 @@ import asyncio
 import logging
 import weakref
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbag.imap import names
@@ -52,6 +74,10 @@ MESSAGE_EVENTS = frozenset({"MessageNew", "MessageExpunge", "FlagChange"})
 SELECTED_FILTERS = ("SELECTED", "SELECTED-DELAYED")
 # More non-selected mailboxes than this in one NOTIFY: NO [NOTIFICATIONOVERFLOW].
 MAX_WATCHED = 1000
+# Own modseqs kept per followed mailbox; beyond this (a mailbox the session
+# keeps appending to while it is selected) they are forgotten, which costs
+# at most one redundant STATUS.
+MAX_OWN = 1000
 
 
 @dataclass(slots=True, eq=False)
@@ -61,6 +87,8 @@ class Watch:
     name: str
     events: frozenset[str]
     last: tuple[int, int, int, int]   # MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ told
+    # Modseqs above last[3] that this session's own commands made (§5).
+    own: set[int] = field(default_factory=set)
 
 
 def _counts(info: MailboxInfo) -> tuple[int, int, int, int]:
@@ -220,10 +248,25 @@ class NotifyState:
         self.watches = {}
         for info in infos:
             prev = old.get(info.id)
-            last = prev.last if prev is not None and prev.last[2] == info.uidvalidity \
-                else _counts(info)
-            self.watches[info.id] = Watch(info.name, self._events_for(info.name), last)
+            if prev is not None and prev.last[2] == info.uidvalidity:
+                # What the client was told, and which changes were its own,
+                # outlive a re-read of the names (any names event does one).
+                self.watches[info.id] = Watch(info.name, self._events_for(info.name),
+                                              prev.last, prev.own)
+            else:
+                self.watches[info.id] = Watch(info.name, self._events_for(info.name),
+                                              _counts(info))
         self.hub.set_mailboxes(self, {i.id: i.highestmodseq for i in infos})
+
+    def own_change(self, mailbox_id: int, modseq: int) -> None:
+        """This session's own command gave *mailbox_id* the modseq *modseq*
+        (APPEND, COPY, MOVE): not to be reported back to it (§5)."""
+        w = self.watches.get(mailbox_id)
+        if w is None or modseq <= w.last[3]:
+            return
+        if len(w.own) >= MAX_OWN:
+            w.own.clear()
+        w.own.add(modseq)
 
     def close(self) -> None:
         if self.closed:
@@ -277,10 +320,16 @@ class NotifyState:
         """STATUS for a non-selected mailbox (§5.1-§5.3): message counts for
         MessageNew/MessageExpunge, HIGHESTMODSEQ for FlagChange."""
         now = _counts(info)
+        # Every modseq since the last STATUS made by this session's own
+        # commands: nothing to tell (§5 SHOULD). One job, one modseq, so a
+        # count of the own ones in the range is exact.
+        own = sum(1 for m in w.own if w.last[3] < m <= now[3])
+        mine = now[2] == w.last[2] and now[3] > w.last[3] and own == now[3] - w.last[3]
+        w.own = {m for m in w.own if m > now[3]}
         messages = "MessageNew" in w.events and now[:3] != w.last[:3]
         flags = "FlagChange" in w.events and now[3] != w.last[3]
         w.last = now
-        if messages or flags:
+        if (messages or flags) and not mine:
             s.send(await status_for(s, info, w.events))
 
     async def _selected(self, s: Session, allow_expunge: bool) -> None:

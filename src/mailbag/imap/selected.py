@@ -217,9 +217,16 @@ class SelectedMailbox:
         return self.index.modseq >= modseq
 
     def apply(self, changes: Changes, allow_expunge: bool, condstore: bool,
-              qresync: bool) -> list[bytes] | None:
+              qresync: bool, flags: bool = True,
+              uid_item: bool | None = None) -> list[bytes] | None:
         """Untagged responses for store changes, or None when they must wait
-        (an expunge while EXPUNGE responses are not allowed)."""
+        (an expunge while EXPUNGE responses are not allowed). Without
+        *flags* other sessions' flag changes are folded in unsent (NOTIFY
+        without FlagChange, RFC 5465 §5); FETCH FLAGS reads the shared
+        index, so it still answers the current flags. *uid_item*: flag
+        change FETCHes carry UID (default: under QRESYNC)."""
+        if uid_item is None:
+            uid_item = qresync
         gone = [u for u in changes.expunged if self.seq_of(u) is not None]
         if gone and not allow_expunge:
             return None
@@ -257,8 +264,9 @@ class SelectedMailbox:
             if seq is None:
                 continue
             self.keywords.update(f for f in m.flags if not f.startswith("\\"))
-            fetches.append(self.fetch_flags_line(seq, m.uid, m.flags, m.modseq, condstore,
-                                                 uid_item=qresync))
+            if flags:
+                fetches.append(self.fetch_flags_line(seq, m.uid, m.flags, m.modseq, condstore,
+                                                     uid_item=uid_item))
         if added:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
         out.extend(fetches)

@@ -100,6 +100,11 @@ class Session:
         # NOTIFY SET (imap/notify_state.py): changes are pushed between
         # commands too; None until the client asks.
         self.notify: NotifyState | None = None
+        # The selected mailbox's events NOTIFY asked for (RFC 5465 §3.1,
+        # §6.1): None until the first NOTIFY (RFC 9051 rules), else the
+        # SELECTED/SELECTED-DELAYED group's events, empty for NOTIFY NONE
+        # or a NOTIFY SET without such a group.
+        self.selected_events: frozenset[str] | None = None
         self.closing = False
         self.busy = False
         self.inflight: set[asyncio.Task[None]] = set()
@@ -144,6 +149,23 @@ class Session:
     def qresync(self) -> bool:
         return "QRESYNC" in self.enabled
 
+    @property
+    def snapshot(self) -> bool:
+        """The selected mailbox is a snapshot: NOTIFY asked for no message
+        events there (RFC 5465 §3.1 "the same as specifying SELECTED NONE";
+        §5 "NOTIFY SET ... NONE can be used as a snapshot facility"), so
+        other sessions' changes wait, unsent and unapplied."""
+        events = self.selected_events
+        return events is not None and "MessageNew" not in events
+
+    @property
+    def flag_updates(self) -> bool:
+        """Other sessions' flag changes in the selected mailbox are sent as
+        FETCH (RFC 9051 §7.5.2); with NOTIFY only if SELECTED or
+        SELECTED-DELAYED lists FlagChange (RFC 5465 §5, §5.1)."""
+        events = self.selected_events
+        return events is None or "FlagChange" in events
+
     def require_account(self) -> Account:
         if self.account is None:  # pragma: no cover - the registry checks state
             raise CommandError("Not authenticated")
@@ -175,6 +197,27 @@ class Session:
         self.send(f"* OK {c}{text}\r\n".encode())
 
     # ------------------------------------------------------------ mailboxes
+    def own_message_change(self, mailbox_id: int, modseq: int) -> None:
+        """This session's APPEND/COPY/MOVE gave *mailbox_id* the modseq
+        *modseq*: NOTIFY must not report it back as a STATUS (RFC 5465 §5)."""
+        if self.notify is not None and modseq:
+            self.notify.own_change(mailbox_id, modseq)
+
+    def own_expunges(self, uids: Sequence[int]) -> None:
+        """In a snapshot (``snapshot``) the messages this session's EXPUNGE
+        or MOVE removed are still reported (RFC 9051 §6.4.3, RFC 6851 §3.3:
+        they are the command's own responses, not events); everything else
+        that changed stays waiting."""
+        sel = self.selected
+        if sel is None or not self.snapshot or not uids:
+            return
+        lines = self.apply_changes(Changes(sel.modseq, 0, (), tuple(uids)), allow_expunge=True)
+        # The expunge's own modseq and whatever else is waiting are still
+        # ahead of the view.
+        sel.dirty = True
+        for line in lines or ():
+            self.send(line)
+
     async def own_changes(self, changed: Sequence[MessageMeta]) -> None:
         """Record flag changes this session made (and reports itself)."""
         sel = self.require_selected()
@@ -212,10 +255,19 @@ class Session:
             self.heard = max(self.heard, modseq)
             self.wake.set()
 
-    async def sync_updates(self, allow_expunge: bool = True, force: bool = False) -> None:
-        """Send what changed in the selected mailbox since the client was told."""
+    async def sync_updates(self, allow_expunge: bool = True, force: bool = False,
+                           implicit_noop: bool = False) -> None:
+        """Send what changed in the selected mailbox since the client was
+        told. *implicit_noop*: NOTIFY SET's (RFC 5465 §3.1), which returns
+        "any accumulated changes ..., such as flag changes and new or
+        expunged messages", whatever NOTIFY asked for before or asks now."""
         sel = self.selected
         if sel is None or not (sel.dirty or force):
+            return
+        if self.snapshot and not implicit_noop:
+            # RFC 5465 §3.1: no message events for the selected mailbox,
+            # not even at the end of a command; they stay accumulated for
+            # the implicit NOOP of a later NOTIFY SET.
             return
         # Shared with every session asking from the same modseq (IDLE fan-out).
         changes = await self.ctx.indexes.changes_since(sel.index, sel.modseq)
@@ -223,22 +275,28 @@ class Session:
         # as what the client is about to be told (and know new UIDs before
         # they are claimed as \Recent).
         await self.ctx.indexes.refresh(sel.index, upto=changes.highestmodseq)
-        lines = self.apply_changes(changes, allow_expunge)
+        lines = self.apply_changes(changes, allow_expunge, flags=implicit_noop or None)
         if lines is None:
             return
         for line in lines + await context.after_apply(self):
             self.send(line)
 
-    def apply_changes(self, changes: Changes, allow_expunge: bool) -> list[bytes] | None:
+    def apply_changes(self, changes: Changes, allow_expunge: bool,
+                      flags: bool | None = None) -> list[bytes] | None:
         """The synchronous part of sync_updates: fold *changes* into the
-        view and return the untagged responses (None: must wait)."""
+        view and return the untagged responses (None: must wait). *flags*:
+        send other sessions' flag changes (default: ``flag_updates``)."""
         sel = self.require_selected()
         if not sel.readonly and sel.recent_from is None and sel.has_new(changes):
             sel.recent_from = sel.index.claim_recent()
         # RFC 5267 §4.4: REMOVEFROM for expunged results goes before the
         # EXPUNGEs, while their sequence numbers still hold.
         removals = context.before_apply(self, changes, allow_expunge)
-        lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync)
+        # A flag change FETCH under NOTIFY carries UID (RFC 5465 §5.1 "MUST
+        # include UID and FLAGS"), as under QRESYNC (RFC 7162 §3.2.4).
+        lines = sel.apply(changes, allow_expunge, self.condstore, self.qresync,
+                          flags=self.flag_updates if flags is None else flags,
+                          uid_item=self.qresync or self.selected_events is not None)
         if lines is None:
             sel.dirty = True
             return None
@@ -312,7 +370,7 @@ class Session:
             if isinstance(event, Append) and self.state is not State.NOT_AUTHENTICATED:
                 task = asyncio.ensure_future(self.execute(event))
                 self.inflight.add(task)
-                task.add_done_callback(self.inflight.discard)
+                task.add_done_callback(self._append_done)
                 if len(self.inflight) >= APPEND_WINDOW:
                     await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
                 continue
@@ -322,6 +380,14 @@ class Session:
                 self.send(b"* BYE Server shutting down\r\n")
                 await self.flush()
                 return
+
+    def _append_done(self, task: asyncio.Task[None]) -> None:
+        self.inflight.discard(task)
+        if self.notify is not None and not self.inflight:
+            # NOTIFY delivery waits while APPENDs are in flight
+            # (read_notifying); what arrived meanwhile goes out now, not at
+            # the next change.
+            self.reader.poke()
 
     async def drain_inflight(self) -> None:
         """Every other command waits for pipelined APPENDs: their effects

@@ -42,6 +42,7 @@ async def append(s: Session, cmd: Append) -> Reply:
         items.append(AppendItem(data, client_flags(msg.flags, allow_recent=True),
                                 date or datetime.now(UTC)))
     result = await s.store.append(info.id, items)
+    s.own_message_change(info.id, result.highestmodseq)
     if s.selected is not None and s.selected.info.id == info.id:
         s.selected.dirty = True
     code = f"APPENDUID {result.uidvalidity} {compress_uids(result.uids).decode()}"

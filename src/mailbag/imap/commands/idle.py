@@ -73,7 +73,10 @@ def _join(s: Session) -> _Group | None:
     """Hand *s* to its mailbox's group while it waits, or None when it must
     update itself (a CONTEXT search to re-run, NOTIFY FETCH attributes)."""
     sel = s.selected
-    if sel is None or context.active(s) or (s.notify is not None and s.notify.selected_fetch):
+    if sel is None or context.active(s) or s.snapshot or (
+            s.notify is not None and s.notify.selected_fetch):
+        # A snapshot (NOTIFY without message events for the selected
+        # mailbox, RFC 5465 §3.1, §4) is sent nothing: not an idler here.
         return None
     index = sel.index
     group = _groups.get(index)
@@ -264,7 +267,7 @@ async def idle(s: Session, cmd: Idle) -> Reply:
             await s.notify.deliver(s, idle=True)
             await s.flush()
             continue
-        if s.selected is not None and s.selected.dirty:
+        if s.selected is not None and s.selected.dirty and not s.snapshot:
             await s.sync_updates(allow_expunge=True)
             await s.flush()
             continue

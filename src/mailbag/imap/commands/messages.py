@@ -94,6 +94,7 @@ async def copy(s: Session, cmd: Copy) -> Reply:
     if not uids:
         return Reply(text="No messages copied")
     result = await s.store.copy(sel.info.id, uids, dest)
+    s.own_message_change(dest, result.highestmodseq)
     if dest == sel.info.id:
         sel.dirty = True
     code = (f"COPYUID {result.uidvalidity} {compress_uids(result.source_uids).decode()} "
@@ -112,11 +113,13 @@ async def move(s: Session, cmd: Move) -> Reply:
     if not uids:
         return Reply(text="No messages moved")
     result = await s.store.move(sel.info.id, uids, dest)
+    s.own_message_change(dest, result.highestmodseq)
     code = (f"COPYUID {result.uidvalidity} {compress_uids(result.source_uids).decode()} "
             f"{compress_uids(result.dest_uids).decode()}")
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges.
     s.untagged_ok("Moved", code)
     sel.dirty = True
+    s.own_expunges(result.source_uids)
     return Reply(text="MOVE completed")
 
 
@@ -127,6 +130,7 @@ async def expunge(s: Session, cmd: Expunge) -> Reply:
     uids = sel.resolve(cmd.uids, True) if cmd.uids is not None else None
     if uids is not None and not uids:
         return Reply(text="EXPUNGE completed")
-    await s.store.expunge(sel.info.id, uids)
+    gone = await s.store.expunge(sel.info.id, uids)
     sel.dirty = True
+    s.own_expunges(gone)
     return Reply(text="EXPUNGE completed")

@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 @command(Notify, AUTH)
 async def notify(s: Session, cmd: Notify) -> Reply:
     if cmd.groups is None:
+        # §3.1: "NOTIFY NONE specifies that the client is not interested in
+        # any kind of event happening on the server": the selected mailbox
+        # becomes a snapshot too (Session.snapshot).
         stop(s)
+        s.selected_events = frozenset()
         return Reply(text="NOTIFY completed")
     used = {e.name for g in cmd.groups for e in g.events}
     unsupported = sorted(used - set(SUPPORTED))
@@ -42,6 +46,9 @@ async def notify(s: Session, cmd: Notify) -> Reply:
         raise
     stop(s)
     s.notify = state
+    # §3.1: no SELECTED/SELECTED-DELAYED group "is the same as specifying
+    # SELECTED NONE".
+    s.selected_events = state.selected_events
     if cmd.status:
         # §3.1: a STATUS for each mailbox with message events, before the
         # tagged OK; never for the selected mailbox (§6.1).
@@ -52,4 +59,11 @@ async def notify(s: Session, cmd: Notify) -> Reply:
                 continue
             if w.events & MESSAGE_EVENTS:
                 s.send(await status_for(s, info, w.events))
+    # §3.1: "A successful NOTIFY SET command MUST cause the server to
+    # immediately return any accumulated changes to the currently selected
+    # mailbox (if any), such as flag changes and new or expunged messages.
+    # Thus, a successful NOTIFY SET command implies an implicit NOOP
+    # command": also what a snapshot held back, also when the new set
+    # makes another one.
+    await s.sync_updates(allow_expunge=True, force=True, implicit_noop=True)
     return Reply(text="NOTIFY completed")
