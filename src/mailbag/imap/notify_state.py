@@ -41,8 +41,9 @@ How it is wired (no polling anywhere):
   what the client asked for; without MessageNew/MessageExpunge the view is
   a snapshot ("NOTIFY SET ... NONE can be used as a snapshot facility",
   §5): no EXISTS, EXPUNGE or FETCH for other sessions' changes, not even at
-  the end of a command, until a later NOTIFY SET ("implies an implicit
-  NOOP command", §3.1) or a new SELECT. Without FlagChange (§5: "The
+  the end of a command; a later NOTIFY SET ("implies an implicit NOOP
+  command", §3.1) returns what accumulated, a new SELECT takes a fresh
+  snapshot. Without FlagChange (§5: "The
   client can instruct the server not to send an event by omitting the
   necessary event"), other sessions' flag changes give no FETCH; with it,
   that FETCH carries UID (§5.1: "MUST include UID and FLAGS").
