@@ -56,6 +56,19 @@ def test_secret_field_names_are_refused(name: str) -> None:
         log_event(logging.getLogger("mailbag.test"), "ev", **{name: "x"})
 
 
+def test_checks_are_remembered_only_for_names_that_passed() -> None:
+    # format_event remembers names it has checked; a refused name stays
+    # refused, and an event name never vouches for a field of that name.
+    for _ in range(2):
+        with pytest.raises(SecretFieldError):
+            format_event("ev", api_token="x")
+        with pytest.raises(ValueError):
+            format_event("Bad Event")
+    assert format_event("password-reset", user="a") == "password-reset user=a"
+    with pytest.raises(SecretFieldError):
+        format_event("ev", **{"password-reset": "x"})
+
+
 def test_secret_refused_even_when_level_disabled() -> None:
     logger = logging.getLogger("mailbag.test.quiet")
     logger.setLevel(logging.ERROR)
