@@ -14,7 +14,11 @@ What a neomutt user does, and what it proves:
 * flag one message (F), delete another (d) and sync ($): \\Flagged is set and
   the deleted message expunged on the server;
 * save a message (s) into a folder that does not exist yet, letting neomutt
-  create it: the message is in the new folder and gone from INBOX;
+  create it: the message is in the new folder and gone from INBOX; the same
+  with a non-ASCII name (UTF8=ACCEPT), then found and opened in the folder
+  browser;
+* write a message, postpone it to Drafts, recall it and send it: the copy
+  lands in Sent and the draft leaves Drafts;
 * mail delivered over LMTP, and flags and expunges made by another client,
   reach an open neomutt by itself (IDLE, or NOOP polling with imap_idle=no);
 * with the header cache and body cache on (plain, CONDSTORE and QRESYNC
@@ -141,7 +145,7 @@ class Neomutt:
 
     def tmux(self, *args: str) -> str:
         r = subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True,
-                           timeout=20, check=False)
+                           encoding="utf-8", errors="replace", timeout=20, check=False)
         assert r.returncode == 0, f"tmux {args}: {r.stderr}"
         return r.stdout
 
@@ -234,6 +238,20 @@ def muttrc(account: Account, mode: str = "imaps", extra: str = "") -> str:
     prompt the test does not expect."""
     srv = account.server
     cert = srv.data_dir / "tls" / "cert.pem"
+    # Trusting the self-signed certificate. This neomutt is built with GnuTLS,
+    # where $certificate_file is the store of certificates the user chose to
+    # "(a)ccept always": a server certificate found there (byte for byte) is
+    # trusted without a prompt, provided its dates are valid and it names the
+    # host - mailbag's generated certificate has 127.0.0.1 in subjectAltName,
+    # so $ssl_verify_host stays on. That is what a user ends up with, so the
+    # tests use it. Naming cert.pem in $ssl_ca_certificates_file works too
+    # (GnuTLS takes it as a trust anchor although it is no CA): mode
+    # "imaps-cafile". test_untrusted_certificate_is_questioned shows that
+    # without either neomutt does ask.
+    trust = f'set certificate_file="{cert}"\n'
+    if mode == "imaps-cafile":
+        trust = f'set ssl_ca_certificates_file="{cert}"\n'
+        mode = "imaps"
     if mode == "imaps":
         url = f"imaps://{account.name}@127.0.0.1:{srv.imaps_port}/"
         tls = "set ssl_force_tls=yes\n"
@@ -248,17 +266,7 @@ def muttrc(account: Account, mode: str = "imaps", extra: str = "") -> str:
         f'set folder="{url}"\n'
         'set spoolfile="+INBOX"\n'
         f'set imap_pass="{PASSWORD}"\n'
-        + tls +
-        # Trusting the self-signed certificate. This neomutt is built with
-        # GnuTLS, where $certificate_file is the store of certificates the
-        # user chose to "(a)ccept always": a server certificate found there
-        # (byte for byte) is trusted without a prompt, provided its dates are
-        # valid and it names the host - mailbag's generated certificate has
-        # 127.0.0.1 in subjectAltName, so $ssl_verify_host stays on.
-        # $ssl_ca_certificates_file would not do: the certificate is not a CA
-        # (basicConstraints CA:FALSE). test_untrusted_certificate_is_questioned
-        # shows that without this line neomutt does ask.
-        f'set certificate_file="{cert}"\n'
+        + tls + trust +
         "set confirmappend=no\nset confirmcreate=no\nset delete=yes\nset move=no\n"
         "set mark_old=no\nset imap_passive=no\nset sort=date\nset quit=yes\n"
         "set sleep_time=0\nset wait_key=no\nset beep=no\nset arrow_cursor=yes\n"
@@ -270,8 +278,8 @@ def muttrc(account: Account, mode: str = "imaps", extra: str = "") -> str:
 
 
 @pytest.fixture
-def account(server, request) -> Account:
-    # Account names must stay short and plain; the test's position keeps them unique.
+def account(server) -> Account:
+    # One fresh account per test, so no test sees mail another one left behind.
     return Account(server, f"nm{next(_ids)}")
 
 
@@ -300,7 +308,7 @@ SEED = [message("first seeded note", 2), message("second seeded note", 3),
 SEED_SUBJECTS = ["first seeded note", "second seeded note", "third seeded note"]
 
 
-@pytest.mark.parametrize("mode", ["imaps", "starttls", "plain"])
+@pytest.mark.parametrize("mode", ["imaps", "imaps-cafile", "starttls", "plain"])
 def test_open_inbox_shows_index(server, account, neomutt, mode):
     account.append("INBOX", *SEED)
     since = len(server.log_text())
@@ -394,6 +402,93 @@ def test_save_to_new_folder(account, neomutt):
     assert account.wait_state(lambda st: "second seeded note" not in st) == {
         "first seeded note": set(), "third seeded note": set()}
     assert account.state("Projects/Neomutt") == {"second seeded note": set()}
+    nm.quit()
+
+
+def test_save_and_browse_non_ascii_folder(account, neomutt):
+    """neomutt ENABLEs UTF8=ACCEPT and then names folders in UTF-8 (CREATE,
+    COPY, LIST, SELECT); other clients see the same folder in modified
+    UTF-7. The folder browser (c, ?) lists it with its parent, and opening it
+    syncs INBOX first, expunging the saved message there."""
+    account.append("INBOX", *SEED)
+    nm = neomutt(account, "starttls")
+    nm.select("second seeded note")
+    nm.keys("s")
+    nm.wait("Save to mailbox", "the save prompt")
+    nm.keys("C-u")
+    nm.type("=Écoles/Café")
+    nm.keys("Enter")
+    nm.wait(lambda s: nm.rows(s).get("second seeded note", ("",))[0] == "D",
+            "the saved message marked deleted")
+
+    nm.keys("c")
+    nm.wait("Open mailbox", "the change-folder prompt")
+    nm.keys("?")
+    # The browser starts on the (empty) list of $mailboxes; Tab switches it
+    # to the server's folders.
+    nm.wait("Mailboxes [", "the browser")
+    nm.keys("Tab")
+    nm.wait(lambda s: "Écoles/" in s and "Archive" in s, "the folder list")
+    for entry, name in [("coles", "Écoles/"), ("Caf", "Café")]:
+        nm.keys("/")
+        nm.wait("Search for:", "the browser's search prompt")
+        nm.type(entry)
+        nm.keys("Enter")
+        nm.wait(lambda s, name=name: any(line.startswith("->") and line.rstrip().endswith(name)
+                                         for line in s.splitlines()), f"the cursor on {name}")
+        nm.keys("Enter")
+    screen = nm.wait(lambda s: "+Écoles/Café" in s and "second seeded note" in nm.rows(s),
+                     "the new folder opened")
+    assert list(nm.rows(screen)) == ["second seeded note"], screen
+    assert account.state("&AMk-coles/Caf&AOk-") == {"second seeded note": set()}
+    assert account.wait_state(lambda st: "second seeded note" not in st) == {
+        "first seeded note": set(), "third seeded note": set()}
+    nm.quit()
+
+
+def test_compose_postpone_recall_and_send(account, neomutt, tmp_path):
+    """Write a message (the editor is a script that adds the body), postpone
+    it: neomutt APPENDs it to Drafts with \\Draft. Recall it (R) and send
+    it: the copy ($record) is APPENDed to Sent with \\Seen, the draft is
+    deleted from Drafts, and the "sendmail" (a script) got the message."""
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\necho "Body written by the test editor." >> "$1"\n')
+    sendmail = tmp_path / "sendmail.sh"
+    outbox = tmp_path / "outbox.eml"
+    sendmail.write_text(f'#!/bin/sh\ncat > "{outbox}"\n')
+    for script in (editor, sendmail):
+        script.chmod(0o755)
+    nm = neomutt(account, "imaps", (
+        f'set editor="{editor}"\nset sendmail="{sendmail}"\n'
+        'set record="+Sent"\nset postponed="+Drafts"\nset recall=no\n'
+        f'set from="{account.name}@example.org"\nset use_from=yes\n'
+        "set edit_headers=no\nset askcc=no\nset askbcc=no\nset abort_unmodified=no\n"
+        "set fast_reply=no\nset include=no\nset fcc_attach=yes\nset copy=yes\n"
+        "set crypt_autosign=no\nset autocrypt=no\n"))
+    nm.wait("+INBOX [Msgs:0", "the empty INBOX")
+
+    nm.keys("m")
+    nm.wait(lambda s: s.rstrip().endswith("To:"), "the To prompt")
+    nm.type("friend@example.net")
+    nm.keys("Enter")
+    nm.wait(lambda s: s.rstrip().endswith("Subject:"), "the Subject prompt")
+    nm.type("written in neomutt")
+    nm.keys("Enter")
+    nm.wait("friend@example.net", "the compose menu")
+    nm.keys("P")
+    nm.wait("Message postponed", "the index after postponing")
+    drafts = account.wait_state(lambda st: "written in neomutt" in st, "Drafts")
+    assert drafts == {"written in neomutt": {"\\Draft"}}
+
+    nm.keys("R")
+    nm.wait("friend@example.net", "the compose menu of the recalled draft")
+    nm.keys("y")
+    nm.wait(lambda _screen: outbox.exists(), "the message handed to sendmail")
+    sent = account.wait_state(lambda st: "written in neomutt" in st, "Sent")
+    assert sent == {"written in neomutt": {"\\Seen"}}
+    assert account.wait_state(lambda st: not st, "Drafts") == {}
+    mail = outbox.read_text()
+    assert "Subject: written in neomutt" in mail and "Body written by the test editor." in mail
     nm.quit()
 
 
