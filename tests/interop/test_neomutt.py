@@ -38,6 +38,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -58,7 +59,6 @@ pytestmark = [
 # A safety net only: each wait ends as soon as the expected screen or state
 # shows up, normally in well under a second.
 DEADLINE = 30.0
-EXITED = "NEOMUTT-EXITED="
 PASSWORD = "nm-secret-pw"
 _ids = itertools.count()
 
@@ -151,17 +151,26 @@ class Neomutt:
 
     def start(self) -> None:
         # -n: no system muttrc, -F: only ours; HOME keeps ~/.neomuttrc, ~/.cache
-        # and friends out. The shell prints a marker when neomutt exits and
-        # stays, so the last screen can still be read.
+        # and friends out. neomutt is the pane's own process (exec), and the
+        # pane stays after it exits (remain-on-exit) so that the last screen
+        # can still be read and its exit noticed.
+        conf = self.dir / "tmux.conf"
+        conf.write_text("set -g remain-on-exit on\n")
         cmd = shlex.join([NEOMUTT or "neomutt", "-n", "-F", str(self.rc), "-d", "5",
                           "-l", str(self.log_base)])
         env = dict(os.environ, HOME=str(self.dir), LC_ALL="C.UTF-8", TERM="xterm")
         env.pop("TMUX", None)
-        subprocess.run([TMUX, "-L", self.socket, "-f", "/dev/null", "new-session", "-d",
-                        "-x", "200", "-y", "50", "-s", "nm",
-                        f"{cmd}; echo {EXITED}$?; sleep 3600"],
+        subprocess.run([TMUX, "-L", self.socket, "-f", str(conf), "new-session", "-d",
+                        "-x", "200", "-y", "50", "-s", "nm", f"exec {cmd}"],
                        env=env, check=True, timeout=20)
         self.running = True
+        pid, self.socket_path = self.tmux("display-message", "-p", "-t", "nm",
+                                          "#{pane_pid} #{socket_path}").split(maxsplit=1)
+        self.pid = int(pid)
+        self.socket_path = self.socket_path.strip()
+
+    def exited(self) -> bool:
+        return self.tmux("display-message", "-p", "-t", "nm", "#{pane_dead}").strip() == "1"
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "nm")
@@ -186,7 +195,7 @@ class Neomutt:
             screen = self.screen()
             if pred(screen):
                 return screen
-            if EXITED in screen and not (isinstance(check, str) and check == EXITED):
+            if self.exited():
                 raise self.fail(f"neomutt exited while waiting for {what or check!r}", screen)
             if time.monotonic() > deadline:
                 raise self.fail(f"timed out waiting for {what or check!r}", screen)
@@ -223,14 +232,33 @@ class Neomutt:
 
     def quit(self) -> None:
         self.keys("q")
-        self.wait(EXITED, "neomutt to exit")
+        deadline = time.monotonic() + DEADLINE
+        while not self.exited():
+            if time.monotonic() > deadline:
+                raise self.fail("timed out waiting for neomutt to exit", self.screen())
+            time.sleep(0.1)
         self.close()
 
     def close(self) -> None:
-        if self.running:
+        """End the tmux server; a neomutt still running (a failed test) gets
+        SIGTERM first, and SIGKILL if it hangs (it can deadlock in its signal
+        handler)."""
+        if not self.running:
+            return
+        self.running = False
+        try:
+            if not self.exited():
+                os.kill(self.pid, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while not self.exited() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not self.exited():
+                    os.kill(self.pid, signal.SIGKILL)
+        finally:
             subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True,
                            timeout=20, check=False)
-            self.running = False
+            # tmux leaves its socket file behind.
+            Path(self.socket_path).unlink(missing_ok=True)
 
 
 def muttrc(account: Account, mode: str = "imaps", extra: str = "") -> str:
