@@ -13,8 +13,9 @@ Loading is not what this measures, so neither server is filled over IMAP:
 mailbag's INBOX is filled through the store API (the same ingest path APPEND
 uses, in big batches) before the server starts, and Dovecot's as a maildir
 written file by file (Dovecot indexes it on the first, untimed, SELECT).
-Dovecot runs as shipped: no FTS plugin, so its SEARCH BODY reads every
-message. Each figure is the median of R runs after one untimed warm-up run on
+SORT and THREAD rows (RFC 5256, 5957, 5267; --only sort runs just those) time
+what a webmail client sends on every page view. Dovecot runs as shipped: no
+FTS plugin, so its SEARCH BODY reads every message. Each figure is the median of R runs after one untimed warm-up run on
 both servers (Dovecot caches header fields it was asked for; that is its
 steady state). See bench/README.md.
 """
@@ -24,15 +25,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import quopri
+import re
 import shutil
 import signal
 import socket
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +54,6 @@ from run import (  # noqa: E402
     build_corpus,
     log,
     median,
-    search_hits,
 )
 
 # --------------------------------------------------------------------------
@@ -109,6 +112,8 @@ def corpus(tmp: Path, n: int) -> list[bytes]:
 # --------------------------------------------------------------------------
 # loading
 
+MTIME_BASE = 1_700_000_000      # message i arrived at MTIME_BASE + i, in both servers
+
 async def _fill_store(data_dir: Path, msgs: list[bytes], batch: int) -> None:
     from mailbag.store.api import AppendItem
     from mailbag.store.sqlite.store import SqliteStore
@@ -120,7 +125,11 @@ async def _fill_store(data_dir: Path, msgs: list[bytes], batch: int) -> None:
         assert box is not None
         t0 = time.perf_counter()
         for k in range(0, len(msgs), batch):
-            await store.append(box.id, [AppendItem(m) for m in msgs[k:k + batch]])
+            # The internal dates Dovecot takes from the maildir files' mtimes
+            # (load_dovecot), so ARRIVAL and DATE-without-Date answers compare.
+            await store.append(box.id, [
+                AppendItem(m, internaldate=datetime.fromtimestamp(MTIME_BASE + k + j, UTC))
+                for j, m in enumerate(msgs[k:k + batch])])
             if k and k % 20000 == 0:
                 rate = k / (time.perf_counter() - t0)
                 log(f"    mailbag: {k} loaded ({rate:.0f} msg/s)")
@@ -140,7 +149,7 @@ def load_dovecot(srv: Dovecot, msgs: list[bytes]) -> None:
     box = srv.dir / "mail" / USER
     for sub in ("cur", "new", "tmp"):
         (box / sub).mkdir(parents=True, exist_ok=True)
-    base = 1_700_000_000
+    base = MTIME_BASE
     host = socket.gethostname()
     for i, m in enumerate(msgs):
         name = f"{base + i}.M{i:07d}P1.{host},S={len(m)}:2,"
@@ -180,27 +189,71 @@ SEARCHES: list[tuple[str, str]] = [
 ]
 
 
-async def _timed(c: Conn, command: bytes, repeat: int) -> tuple[list[float], int]:
+# SORT (RFC 5256, RFC 5957 DISPLAYFROM, RFC 5267 ESORT) and THREAD rows:
+# what a webmail client sends on every page view of a big INBOX.
+SORTS: list[tuple[str, str]] = [
+    ("UID SORT (DATE) UTF-8 ALL", "UID SORT (DATE) UTF-8 ALL"),
+    ("UID SORT (REVERSE ARRIVAL) UTF-8 ALL", "UID SORT (REVERSE ARRIVAL) UTF-8 ALL"),
+    ("UID SORT (SUBJECT) UTF-8 ALL", "UID SORT (SUBJECT) UTF-8 ALL"),
+    ("UID SORT (FROM) UTF-8 ALL", "UID SORT (FROM) UTF-8 ALL"),
+    ("UID SORT (DISPLAYFROM) UTF-8 ALL", "UID SORT (DISPLAYFROM) UTF-8 ALL"),
+    ("UID SORT (REVERSE SIZE) UTF-8 ALL", "UID SORT (REVERSE SIZE) UTF-8 ALL"),
+    ("UID SORT (DATE) UTF-8 UNSEEN", "UID SORT (DATE) UTF-8 UNSEEN"),
+    ("UID SORT RETURN (MIN MAX COUNT) (DATE)",
+     "UID SORT RETURN (MIN MAX COUNT) (REVERSE DATE) UTF-8 ALL"),
+    ("UID THREAD REFERENCES UTF-8 ALL", "UID THREAD REFERENCES UTF-8 ALL"),
+    ("UID THREAD ORDEREDSUBJECT UTF-8 ALL", "UID THREAD ORDEREDSUBJECT UTF-8 ALL"),
+]
+
+
+def answer_of(untagged: list[bytes]) -> tuple[int, str]:
+    """(numbers in the answer, a digest of it): SEARCH/SORT/ESEARCH/THREAD.
+    The digest lets the report say whether both servers gave the same order."""
+    for u in untagged:
+        for head in (b"* SEARCH", b"* SORT", b"* THREAD", b"* ESEARCH"):
+            if u.startswith(head):
+                body = u[len(head):].strip()
+                if head == b"* ESEARCH":          # drop the (TAG "...") correlator
+                    body = body.split(b")", 1)[-1].strip()
+                count = len(re.findall(rb"\d+", body)) if head == b"* THREAD" \
+                    else len(body.split())
+                return count, hashlib.sha1(body).hexdigest()[:10]
+    return -1, ""
+
+
+async def _timed(c: Conn, command: bytes, repeat: int) -> tuple[list[float], int, str]:
     await c.ok(command, keep=False)            # warm-up, untimed
     runs: list[float] = []
-    hits = -1
+    hits, digest = -1, ""
     for _ in range(repeat):
         t0 = time.perf_counter()
         _n, kept = await c.ok(command, keep=True)
         runs.append((time.perf_counter() - t0) * 1000)
-        hits = search_hits(kept)
-    return runs, hits
+        hits, digest = answer_of(kept)
+    return runs, hits, digest
 
 
-async def search_figures(port: int, repeat: int, out: dict[str, Any]) -> None:
+async def search_figures(port: int, repeat: int, out: dict[str, Any],
+                         searches: list[tuple[str, str]]) -> None:
     c = await Conn.login(port)
     t0 = time.perf_counter()
     await c.ok(b"SELECT INBOX")
     out["first SELECT (ms)"] = {"value": (time.perf_counter() - t0) * 1000}
-    for label, command in SEARCHES:
-        runs, hits = await _timed(c, command.encode(), repeat)
-        out[label] = {"value": median(runs), "runs": runs, "hits": hits}
+    for label, command in searches:
+        runs, hits, digest = await _timed(c, command.encode(), repeat)
+        out[label] = {"value": median(runs), "runs": runs, "hits": hits, "digest": digest}
         log(f"    {label}: {median(runs):.1f} ms, {hits} hits")
+    await c.logout()
+
+
+async def first_sort_figure(port: int, out: dict[str, Any]) -> None:
+    """The first SORT (SUBJECT) after SELECT on a fresh connection, one
+    sample, no warm-up: what a cold cache costs, if there is one."""
+    c = await Conn.login(port)
+    await c.ok(b"SELECT INBOX")
+    t0 = time.perf_counter()
+    await c.ok(b"UID SORT (SUBJECT) UTF-8 ALL")
+    out["first SORT (SUBJECT) (ms)"] = {"value": (time.perf_counter() - t0) * 1000}
     await c.logout()
 
 
@@ -256,18 +309,20 @@ def on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def report(results: dict[str, dict[str, Any]], n: int) -> str:
-    lines = [f"\n== SEARCH on {n} messages (median ms; ratio = dovecot / mailbag,"
-             " >1 means mailbag faster; target >= 10)",
+def report(results: dict[str, dict[str, Any]], n: int, keys: list[str]) -> str:
+    lines = [f"\n== SEARCH/SORT/THREAD on {n} messages (median ms; ratio = dovecot / mailbag,"
+             " >1 means mailbag faster; target >= 10 for SEARCH, >= 1 for SORT)",
              f"{'figure':40} {'mailbag':>9} {'dovecot':>9} {'ratio':>7}  hits"]
     mb, dc = results.get("mailbag", {}), results.get("dovecot", {})
-    for key in [*(label for label, _c in SEARCHES), "QRESYNC resync (ms)",
-                "first SELECT (ms)"]:
+    for key in keys:
         a, b = mb.get(key, {}).get("value"), dc.get(key, {}).get("value")
         ratio = f"{b / a:7.1f}" if a and b else "      -"
         ha, hb = mb.get(key, {}).get("hits"), dc.get(key, {}).get("hits")
         hits = "" if ha is None and hb is None else (
             f"{ha}" if ha == hb else f"{ha} vs {hb} DIFFER")
+        da, db = mb.get(key, {}).get("digest"), dc.get(key, {}).get("digest")
+        if da and db:
+            hits += " same answer" if da == db else " answers differ"
         note = mb.get(key, {}).get("note") or dc.get(key, {}).get("note") or ""
         fa = "-" if a is None else f"{a:9.1f}"
         fb = "-" if b is None else f"{b:9.1f}"
@@ -281,6 +336,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--servers", default="mailbag,dovecot")
     ap.add_argument("--no-qresync", action="store_true")
+    ap.add_argument("--only", choices=("all", "search", "sort"), default="all",
+                    help="sort: only the SORT/THREAD rows (and first SELECT)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
     args = ap.parse_args()
@@ -288,6 +345,14 @@ def main() -> int:
         ap.error("--messages must be 1..1000000")
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    rows = ((SEARCHES if args.only != "sort" else [])
+            + (SORTS if args.only != "search" else []))
+    keys = [label for label, _c in rows]
+    if args.only != "sort":
+        keys.append("QRESYNC resync (ms)")
+    if args.only != "search":
+        keys.append("first SORT (SUBJECT) (ms)")
+    keys.append("first SELECT (ms)")
     tmp = Path(tempfile.mkdtemp(prefix="mailbag-search-bench-"))
     results: dict[str, dict[str, Any]] = {}
     try:
@@ -312,8 +377,10 @@ def main() -> int:
             log(f"  loaded in {time.perf_counter() - t0:.0f}s")
             res: dict[str, Any] = {}
             try:
-                asyncio.run(search_figures(srv.port, args.repeat, res))
-                if not args.no_qresync:
+                asyncio.run(search_figures(srv.port, args.repeat, res, rows))
+                if args.only != "search":
+                    asyncio.run(first_sort_figure(srv.port, res))
+                if not args.no_qresync and args.only != "sort":
                     asyncio.run(qresync_figure(srv.port, args.messages, args.repeat, res))
             except Exception:
                 log(f"{name} log tail:\n{srv.log_text()}")
@@ -323,7 +390,7 @@ def main() -> int:
                 if not args.keep:
                     shutil.rmtree(root, ignore_errors=True)
             results[name] = res
-        print(report(results, args.messages), flush=True)
+        print(report(results, args.messages, keys), flush=True)
         if args.json:
             args.json.write_text(json.dumps({"messages": args.messages, "results": results},
                                             indent=2))

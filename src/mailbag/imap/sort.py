@@ -2,10 +2,13 @@
 the i;ascii-casemap comparator of RFC 4790 §9.2) and RFC 5957 §3
 (DISPLAYFROM, DISPLAYTO).
 
-Sort keys are computed once per message from its MessageRecord and parsed
-facts, loading records in bounded batches; only the small keys are kept.
-Messages that compare equal on every criterion stay in sequence-number order
-(RFC 5256 §3: the final tiebreak is the sequence number, never reversed).
+The keys are computed once per message at ingest (mime/sortkeys.py) and
+kept by the store, which orders a SORT with one query (``Store.sort_uids``).
+``sort_from_records`` is the straightforward computation from each message's
+MessageRecord and parsed facts, loaded in bounded batches: tests compare the
+two. Messages that compare equal on every criterion stay in sequence-number
+order (RFC 5256 §3: the final tiebreak is the sequence number, never
+reversed).
 """
 
 from __future__ import annotations
@@ -16,42 +19,16 @@ from datetime import datetime
 
 from mailbag.imap import search as _search
 from mailbag.imap.search import SearchContext
-from mailbag.mime.headers import decode_words
-from mailbag.mime.message import Address, ParsedMessage
+from mailbag.mime.message import ParsedMessage
+from mailbag.mime.sortkeys import casemap, display, first_mailbox
 from mailbag.store.api import MessageRecord, Store
+
+__all__ = ["CRITERIA", "casemap", "sort", "sort_from_records"]
 
 CRITERIA = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
                       "DISPLAYFROM", "DISPLAYTO"})
 
-# i;ascii-casemap: only a-z fold; other characters compare as they are.
-_ASCII_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
-
 SortKey = int | float | str
-
-
-def casemap(text: str) -> str:
-    return text.translate(_ASCII_UPPER)
-
-
-def _first_mailbox(addresses: Sequence[Address]) -> str:
-    # RFC 5256: the addr-mailbox of the first address; for a group Dovecot
-    # takes the group name, which is what the group start carries.
-    if not addresses:
-        return ""
-    return addresses[0].mailbox or ""
-
-
-def _display(addresses: Sequence[Address]) -> str:
-    """RFC 5957 §3: the decoded display name of the first address, or its
-    addr-spec when it has none."""
-    if not addresses:
-        return ""
-    a = addresses[0]
-    if a.name:
-        return decode_words(a.name)
-    if a.host is None:
-        return a.mailbox or ""
-    return f"{a.mailbox or ''}@{a.host}"
 
 
 def _timestamp(d: datetime) -> float:
@@ -72,15 +49,15 @@ def _key_function(name: str) -> Callable[[MessageRecord, Callable[[], ParsedMess
     if name == "SUBJECT":
         return lambda _r, p: casemap(p().base_subject)
     if name == "FROM":
-        return lambda _r, p: casemap(_first_mailbox(p().from_))
+        return lambda _r, p: casemap(first_mailbox(p().from_))
     if name == "TO":
-        return lambda _r, p: casemap(_first_mailbox(p().to))
+        return lambda _r, p: casemap(first_mailbox(p().to))
     if name == "CC":
-        return lambda _r, p: casemap(_first_mailbox(p().cc))
+        return lambda _r, p: casemap(first_mailbox(p().cc))
     if name == "DISPLAYFROM":
-        return lambda _r, p: casemap(_display(p().from_))
+        return lambda _r, p: casemap(display(p().from_))
     if name == "DISPLAYTO":
-        return lambda _r, p: casemap(_display(p().to))
+        return lambda _r, p: casemap(display(p().to))
     raise ValueError(f"unknown sort criterion {name}")
 
 
@@ -96,6 +73,24 @@ async def sort(
 ) -> list[int]:
     """Order ``uids`` (normally a SEARCH result) by ``criteria``: pairs of
     (criterion name upper-cased, reverse). Returns UIDs in sorted order."""
+    ordered = sorted(set(uids))
+    if not ordered:
+        return []
+    named = [(name.upper(), reverse) for name, reverse in criteria]
+    for name, _reverse in named:
+        if name not in CRITERIA:
+            raise ValueError(f"unknown sort criterion {name}")
+    return await store.sort_uids(ctx.mailbox_id, named, ordered)
+
+
+async def sort_from_records(
+    store: Store,
+    ctx: SearchContext,
+    criteria: Sequence[tuple[str, bool]],
+    uids: Sequence[int],
+) -> list[int]:
+    """``sort`` computed from each message's record and facts (the
+    reference the stored keys are tested against)."""
     names = [name.upper() for name, _reverse in criteria]
     functions = [_key_function(n) for n in names]
     ordered = sorted(set(uids))

@@ -2,9 +2,10 @@
 "REFERENCES" steps 1-6), and the thread-list rendering of §4 ("thread-list",
 "thread-members", "thread-nested").
 
-The algorithms are pure functions over ThreadMessage facts (loaded in
-bounded batches by ``load``); messages are identified by UID and the caller
-maps them to sequence numbers when rendering.
+The algorithms are pure functions over ThreadMessage facts (``load`` reads
+them from the keys the store keeps per message, mime/sortkeys.py;
+``load_from_records`` computes them from facts); messages are identified by
+UID and the caller maps them to sequence numbers when rendering.
 
 Where RFC 5256 leaves room, this follows Dovecot (which the imaptest thread
 scripts were written against): a message's own References always replace a
@@ -16,32 +17,18 @@ without References loses any such earlier parent link too.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailbag.imap import search as _search
-from mailbag.imap.sort import casemap
 from mailbag.mime.message import ParsedMessage
-from mailbag.store.api import Store
+from mailbag.mime.sortkeys import casemap, is_reply_or_forward, thread_ids
+from mailbag.store.api import Store, ThreadMessage
+
+__all__ = ["ALGORITHMS", "Node", "ThreadMessage", "is_reply_or_forward", "load",
+           "load_from_records", "message_facts", "ordered_subject", "references", "render"]
 
 ALGORITHMS = ("REFERENCES", "ORDEREDSUBJECT")
-
-_MSGID = re.compile(r"<[^<>\s]+>")
-_WS = re.compile(r"[ \t\r\n]+")
-_REFWD_LEADER = re.compile(r"^(?:\[[^\[\]]*\][ \t]*)*(?:re|fwd?)[ \t]*(?:\[[^\[\]]*\][ \t]*)?:",
-                           re.IGNORECASE)
-_FWD_TRAILER = re.compile(r"\(fwd\)[ \t]*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadMessage:
-    uid: int
-    date: float                   # sent date (internal date when there is none)
-    subject: str                  # base subject, i;ascii-casemap folded
-    reply: bool                   # the subject was a reply or forward (§2.1)
-    message_id: str | None
-    references: tuple[str, ...]   # References, else the first In-Reply-To id
 
 
 @dataclass(eq=False, slots=True)
@@ -53,31 +40,25 @@ class Node:
     children: list[Node] = field(default_factory=list)
 
 
-def is_reply_or_forward(subject: str) -> bool:
-    """RFC 5256 §2.1: extracting the base subject removed a "Re:"/"Fwd:"
-    leader, a "(fwd)" trailer or a "[fwd: ...]" wrapper."""
-    s = _WS.sub(" ", subject).strip(" ")
-    if _FWD_TRAILER.search(s):
-        return True
-    if len(s) >= 6 and s[:5].lower() == "[fwd:" and s.endswith("]"):
-        return True
-    return bool(_REFWD_LEADER.match(s))
-
-
 def message_facts(uid: int, parsed: ParsedMessage, internal: float) -> ThreadMessage:
-    mid = _MSGID.search(parsed.message_id or "")
-    refs = tuple(r for r in parsed.references if _MSGID.fullmatch(r))
-    if not refs:
-        first = _MSGID.search(parsed.in_reply_to or "")
-        refs = (first.group(0),) if first else ()
+    mid, refs = thread_ids(parsed)
     date = parsed.sent_date.timestamp() if parsed.sent_date is not None else internal
     return ThreadMessage(uid, date, casemap(parsed.base_subject),
-                         is_reply_or_forward(parsed.subject),
-                         mid.group(0) if mid else None, refs)
+                         is_reply_or_forward(parsed.subject), mid, refs)
 
 
 async def load(store: Store, mailbox_id: int, uids: Sequence[int]) -> list[ThreadMessage]:
-    """Facts of ``uids`` (ascending UID = sequence order), in bounded batches."""
+    """Facts of ``uids`` (ascending UID = sequence order) from the keys the
+    store keeps per message (one query)."""
+    if not uids:
+        return []
+    return await store.thread_facts(mailbox_id, sorted(set(uids)))
+
+
+async def load_from_records(store: Store, mailbox_id: int,
+                            uids: Sequence[int]) -> list[ThreadMessage]:
+    """``load`` computed from each message's record and facts, in bounded
+    batches (the reference the stored keys are tested against)."""
     ordered = sorted(set(uids))
     out: list[ThreadMessage] = []
     for i in range(0, len(ordered), _search.BATCH):

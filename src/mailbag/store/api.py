@@ -119,6 +119,18 @@ class MessageMeta:
     modseq: int
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """What RFC 5256 THREAD needs of a message (imap/thread.py)."""
+
+    uid: int
+    date: float                   # sent date (internal date when there is none)
+    subject: str                  # base subject, i;ascii-casemap folded
+    reply: bool                   # the subject was a reply or forward (§2.1)
+    message_id: str | None
+    references: tuple[str, ...]   # References, else the first In-Reply-To id
+
+
 # Not frozen: FETCH builds one per row, and a frozen dataclass's __init__
 # (object.__setattr__ per field) cost ten times the rest of the row.
 @dataclass(slots=True)
@@ -333,6 +345,16 @@ class Store(Protocol):
     ) -> list[MessageRecord]:
         """Records of the messages at *uids*; with *facts* False their facts
         are left empty (b"") for callers that use only the other fields."""
+        ...
+    async def sort_uids(
+        self, mailbox_id: int, criteria: Sequence[tuple[str, bool]], uids: Sequence[int]
+    ) -> list[int]:
+        """The messages of *uids* still in the mailbox ordered by SORT
+        *criteria* (RFC 5256/5957 names upper-cased, reverse), then by UID,
+        from keys kept at ingest (mime/sortkeys.py)."""
+        ...
+    async def thread_facts(self, mailbox_id: int, uids: Sequence[int]) -> list[ThreadMessage]:
+        """THREAD facts of the messages of *uids* still in the mailbox, by UID."""
         ...
     async def read_blob(self, blob_id: str) -> bytes: ...
     async def store_flags(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mailbag.mime.facts import dump
 from mailbag.mime.parse import parse_message
+from mailbag.mime.sortkeys import SortKeys
 from mailbag.mime.text import field_texts, search_text
 from mailbag.store.blobs import BlobStore, blob_id_of
 
@@ -40,6 +41,7 @@ class PreparedMessage:
     search_headers: str           # casefolded, for case-insensitive SEARCH
     search_body: str              # casefolded
     search_fields: tuple[str, ...]  # mime.text.field_texts, casefolded
+    sort_keys: SortKeys           # what SORT and THREAD order by
     inline: bytes | None = None   # compressed raw, when the store keeps it in its row
 
 
@@ -59,6 +61,7 @@ def prepare(raw: bytes) -> PreparedMessage:
         search_headers=text.headers.casefold(),
         search_body=text.body.casefold(),
         search_fields=field_texts(parsed),
+        sort_keys=SortKeys.of(parsed),
     )
 
 

@@ -29,7 +29,7 @@ from mailbag.store.api import (
     StoreResult,
 )
 from mailbag.store.ingest import PreparedMessage
-from mailbag.store.sqlite import queries, rows
+from mailbag.store.sqlite import queries, rows, schema
 from mailbag.store.sqlite.writer import Txn
 
 
@@ -89,6 +89,9 @@ def _ensure_message(txn: Txn, msg: PreparedMessage) -> int:
          msg.inline),
     )
     message_id = int(cur.lastrowid or 0)
+    conn.execute(f"INSERT INTO sort_keys ({schema.SORT_KEY_COLS})"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 schema.sort_key_row(message_id, sent, msg.size, msg.sort_keys))
     texts = (msg.search_headers, msg.search_body, *msg.search_fields)
     conn.execute(
         "INSERT INTO message_text (message_id, headers, body,"
@@ -324,6 +327,7 @@ def drop_unreferenced(txn: Txn, message_ids: Iterable[int]) -> None:
             continue
         txn.unindex_text(message_id)
         conn.execute("DELETE FROM message_text WHERE message_id = ?", (message_id,))
+        conn.execute("DELETE FROM sort_keys WHERE message_id = ?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
         txn.effects.dropped_blobs.add(row[0])
 

@@ -16,6 +16,7 @@ from mailbag.store.api import (
     NotFound,
     StoreError,
     TextWhere,
+    ThreadMessage,
 )
 from mailbag.store.sqlite import rows, search_ops
 
@@ -187,3 +188,78 @@ def search_text(
 
 def referenced_blobs(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT blob_id FROM messages")}
+
+
+# SORT criteria (RFC 5256 §3, RFC 5957 §3) as sort_keys/mailbox_messages
+# columns; a message without a Date: sorts by its internal date.
+SORT_COLUMNS = {
+    "ARRIVAL": "mm.internaldate",
+    "DATE": "coalesce(k.date, mm.internaldate)",
+    "SIZE": "k.size",
+    "SUBJECT": "k.subject",
+    "FROM": "k.from_addr",
+    "TO": "k.to_addr",
+    "CC": "k.cc_addr",
+    "DISPLAYFROM": "k.from_display",
+    "DISPLAYTO": "k.to_display",
+}
+# Fewer candidates than this are named to SQLite; more, and the whole
+# mailbox is ordered and the candidates picked out in Python (a JSON list
+# join of most of a mailbox costs more than the rows it saves).
+SORT_NAMED_MAX = 2000
+
+
+def sort_uids(conn: sqlite3.Connection, mailbox_id: int,
+              criteria: Sequence[tuple[str, bool]], uids: Sequence[int]) -> list[int]:
+    """*uids* (distinct) ordered by *criteria* ((name, reverse) pairs) and
+    then by ascending UID; a UID no longer in the mailbox sorts with empty
+    keys (0 or ""). ORDER BY c1 [DESC], c2 [DESC], uid is what stable sorts
+    from the last criterion to the first give, and the string keys are
+    stored casemapped, so BINARY comparison is the i;ascii-casemap order."""
+    if len(uids) > SORT_NAMED_MAX:
+        order = ", ".join(SORT_COLUMNS[name] + (" DESC" if reverse else "")
+                          for name, reverse in criteria)
+        wanted = set(uids)
+        rows = conn.execute(
+            "SELECT mm.uid FROM mailbox_messages mm"
+            " JOIN sort_keys k ON k.message_id = mm.message_id"
+            f" WHERE mm.mailbox_id = ? ORDER BY {order + ', ' if order else ''}mm.uid",
+            (mailbox_id,))
+        out = [uid for (uid,) in rows if uid in wanted]
+        if len(out) == len(wanted):
+            return out
+    # Few candidates, or some are gone: name them all, the gone ones with
+    # empty keys.
+    order = ", ".join(
+        f"coalesce({SORT_COLUMNS[name]}, {_EMPTY[name]})" + (" DESC" if reverse else "")
+        for name, reverse in criteria)
+    rows = conn.execute(
+        "SELECT w.value FROM json_each(?) w"
+        " LEFT JOIN mailbox_messages mm ON mm.mailbox_id = ? AND mm.uid = w.value"
+        " LEFT JOIN sort_keys k ON k.message_id = mm.message_id"
+        f" ORDER BY {order + ', ' if order else ''}w.value",
+        (uid_list(uids), mailbox_id))
+    return [r[0] for r in rows]
+
+
+_EMPTY = {name: "0" if name in ("ARRIVAL", "DATE", "SIZE") else "''" for name in SORT_COLUMNS}
+
+
+def thread_facts(conn: sqlite3.Connection, mailbox_id: int,
+                 uids: Sequence[int]) -> list[ThreadMessage]:
+    """THREAD facts (RFC 5256 §3) of the messages of *uids* still in the
+    mailbox, in UID order."""
+    sql = ("SELECT mm.uid, coalesce(k.date, mm.internaldate), k.subject, k.reply,"
+           " k.msgid, k.refs FROM mailbox_messages mm"
+           " JOIN sort_keys k ON k.message_id = mm.message_id WHERE mm.mailbox_id = ?")
+    named = len(uids) <= SORT_NAMED_MAX
+    if named:
+        rows = conn.execute(sql + " AND mm.uid IN (SELECT value FROM json_each(?))"
+                            " ORDER BY mm.uid", (mailbox_id, uid_list(uids)))
+    else:
+        rows = conn.execute(sql + " ORDER BY mm.uid", (mailbox_id,))
+    wanted = set(uids)
+    return [ThreadMessage(uid, float(date), subject, bool(reply), msgid,
+                          tuple(refs.split()) if refs else ())
+            for uid, date, subject, reply, msgid, refs in rows
+            if named or uid in wanted]

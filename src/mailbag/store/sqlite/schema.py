@@ -13,10 +13,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
+
+from mailbag.mime.message import ParsedMessage
+from mailbag.mime.sortkeys import SortKeys
 
 log = logging.getLogger("mailbag.store")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _V1 = """
 CREATE TABLE meta (
@@ -230,8 +234,70 @@ UPDATE expunged SET at = CAST(strftime('%s', 'now') AS INTEGER);
 ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
 """
 
+# SORT and THREAD keys per message (mime/sortkeys.py, RFC 5256/5957), written
+# at ingest: a SORT of a big mailbox reads this narrow table joined to
+# mailbox_messages and lets SQLite order it, instead of decoding every
+# message's facts. The strings are already i;ascii-casemapped, so BINARY
+# (UTF-8 byte order = code point order) compares them as Python does.
+# ``date`` and ``size`` repeat messages.sent_date/size so the sort never
+# reads the wide messages rows. Messages never change, so neither do their
+# keys; the backfill (_backfill_sort_keys) computes them from stored facts.
+_V8 = """
+CREATE TABLE sort_keys (
+    message_id   INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    date         INTEGER,                  -- messages.sent_date
+    size         INTEGER NOT NULL,
+    subject      TEXT NOT NULL,
+    from_addr    TEXT NOT NULL,
+    to_addr      TEXT NOT NULL,
+    cc_addr      TEXT NOT NULL,
+    from_display TEXT NOT NULL,
+    to_display   TEXT NOT NULL,
+    msgid        TEXT,
+    refs         TEXT NOT NULL,
+    reply        INTEGER NOT NULL
+)
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+
+SORT_KEY_COLS = ("message_id, date, size, subject, from_addr, to_addr, cc_addr,"
+                 " from_display, to_display, msgid, refs, reply")
+
+
+def sort_key_row(message_id: int, sent_date: int | None, size: int,
+                 k: SortKeys) -> tuple[object, ...]:
+    """A sort_keys row in SORT_KEY_COLS order."""
+    return (message_id, sent_date, size, k.subject, k.from_addr, k.to_addr, k.cc_addr,
+            k.from_display, k.to_display, k.msgid, k.refs, int(k.reply))
+
+
+def _backfill_sort_keys(conn: sqlite3.Connection) -> None:
+    """V8: keys of the messages stored before it, from their facts (about
+    10 s per 100,000 messages, once). Unreadable facts get empty keys
+    rather than failing the upgrade."""
+    rows = []
+    cur = conn.execute("SELECT id, sent_date, size, facts FROM messages")
+    for message_id, sent, size, facts in cur:
+        try:
+            keys = SortKeys.of(ParsedMessage.from_bytes(facts))
+        except ValueError:
+            keys = SortKeys("", "", "", "", "", "", None, "", False)
+        rows.append(sort_key_row(message_id, sent, size, keys))
+        if len(rows) >= 1000:
+            _insert_sort_keys(conn, rows)
+            rows = []
+    _insert_sort_keys(conn, rows)
+
+
+def _insert_sort_keys(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    conn.executemany(f"INSERT INTO sort_keys ({SORT_KEY_COLS})"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+# Python steps run after the script of the same index, in its transaction.
+_BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {7: _backfill_sort_keys}
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -263,6 +329,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         try:
             for statement in _statements(_MIGRATIONS[step]):
                 conn.execute(statement)
+            if step in _BACKFILLS:
+                _BACKFILLS[step](conn)
             conn.execute(f"PRAGMA user_version = {step + 1}")
             conn.execute("COMMIT")
         except BaseException:

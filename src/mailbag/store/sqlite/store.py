@@ -45,6 +45,7 @@ from mailbag.store.api import (
     StoreError,
     StoreResult,
     TextWhere,
+    ThreadMessage,
 )
 from mailbag.store.blobs import BlobStore, is_blob_id
 from mailbag.store.ingest import PreparedMessage, prepare_and_store
@@ -457,6 +458,14 @@ class SqliteStore:
             # one indexed query, cheaper here than a thread hand-off.
             return queries.fetch_records(self._quick_conn(), mailbox_id, list(uids), facts)
         return await self._read(queries.fetch_records, mailbox_id, list(uids), facts)
+
+    async def sort_uids(
+        self, mailbox_id: int, criteria: Sequence[tuple[str, bool]], uids: Sequence[int]
+    ) -> list[int]:
+        return await self._read(queries.sort_uids, mailbox_id, list(criteria), list(uids))
+
+    async def thread_facts(self, mailbox_id: int, uids: Sequence[int]) -> list[ThreadMessage]:
+        return await self._read(queries.thread_facts, mailbox_id, list(uids))
 
     async def read_blob(self, blob_id: str) -> bytes:
         if not is_blob_id(blob_id):
