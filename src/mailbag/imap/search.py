@@ -64,6 +64,7 @@ class SearchContext:
     recent: frozenset[int]                 # uids that are \Recent in this session
     saved: Sequence[int] | None            # SEARCHRES '$'; None if nothing saved
     now: datetime                          # reference time for OLDER/YOUNGER
+    uidvalidity: int = 0                   # 0: unknown (SORT then keeps no order in memory)
 
 
 class Cost(IntEnum):
@@ -248,6 +249,8 @@ class Searcher:
                 return domain & await self._field_set(key)
             case SearchSet():
                 return domain & self._set(key)
+            case SearchFlag() if key.flag.lower() != RECENT:
+                return self._flag_set(key, domain)
             case _ if c == Cost.MEMORY:
                 return {u for u in domain if self._memory_test(key, u)}
             case _:
@@ -367,6 +370,21 @@ class Searcher:
             case SearchObjectId():
                 return False        # THREADID: FETCH answers NIL for every message
         raise TypeError(f"not a memory key: {key!r}")
+
+    def _flag_set(self, key: SearchFlag, domain: set[int]) -> set[int]:
+        """The members of ``domain`` with (or without) the flag. Messages
+        share a handful of distinct flag sets: each is tested once, which
+        makes UNSEEN on 100,000 messages a dict probe per message instead of
+        a lower-cased copy of every message's flags."""
+        flag = key.flag.lower()
+        flags = self.ctx.flags
+        verdict: dict[frozenset[str], bool] = {}
+        for fs in set(flags.values()):
+            verdict[fs] = any(f.lower() == flag for f in fs) == key.present
+        # A message without flags known has none: it matches when the key
+        # asks for the flag's absence.
+        empty: frozenset[str] = frozenset()
+        return {u for u in domain if verdict.get(flags.get(u, empty), not key.present)}
 
     # ------------------------------------------------------------ helpers
     def _lower_flags(self, uid: int) -> frozenset[str]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from mailbag.imap import search as _search
+from mailbag.imap import sort_cache
 from mailbag.imap.search import SearchContext
 from mailbag.mime.message import ParsedMessage
 from mailbag.mime.sortkeys import casemap, display, first_mailbox
@@ -80,7 +81,27 @@ async def sort(
     for name, _reverse in named:
         if name not in CRITERIA:
             raise ValueError(f"unknown sort criterion {name}")
-    return await store.sort_uids(ctx.mailbox_id, named, ordered)
+    if len(ordered) < sort_cache.MIN_UIDS or not ctx.uidvalidity:
+        return await store.sort_uids(ctx.mailbox_id, named, ordered)
+    key = ("sort", ctx.mailbox_id, ctx.uidvalidity, tuple(named))
+    mark = await store.expunge_mark(ctx.mailbox_id)     # before the query: see sort_cache
+    hit = sort_cache.cached_order(store, key, mark, ordered)
+    if hit is not None:
+        return hit
+    # Order the session's whole view, so the next SORT of any part of it
+    # (another search, the same one after a flag change) is answered from
+    # memory; a search result is always part of the view.
+    view = list(ctx.uids)
+    if view != ordered:
+        in_view = set(view)
+        if not all(uid in in_view for uid in ordered):
+            view = ordered
+    order = await store.sort_uids(ctx.mailbox_id, named, view)
+    sort_cache.remember_order(store, key, mark, view, order)
+    if view is ordered or len(view) == len(ordered):
+        return order
+    keep = set(ordered)
+    return [uid for uid in order if uid in keep]
 
 
 async def sort_from_records(

@@ -21,12 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailbag.imap import search as _search
+from mailbag.imap import sort_cache
 from mailbag.mime.message import ParsedMessage
 from mailbag.mime.sortkeys import casemap, is_reply_or_forward, thread_ids
 from mailbag.store.api import Store, ThreadMessage
 
 __all__ = ["ALGORITHMS", "Node", "ThreadMessage", "is_reply_or_forward", "load",
-           "load_from_records", "message_facts", "ordered_subject", "references", "render"]
+           "load_from_records", "message_facts", "ordered_subject", "references", "render", "threads"]
 
 ALGORITHMS = ("REFERENCES", "ORDEREDSUBJECT")
 
@@ -53,6 +54,26 @@ async def load(store: Store, mailbox_id: int, uids: Sequence[int]) -> list[Threa
     if not uids:
         return []
     return await store.thread_facts(mailbox_id, sorted(set(uids)))
+
+
+async def threads(store: Store, mailbox_id: int, uidvalidity: int, algorithm: str,
+                  uids: Sequence[int]) -> list[Node]:
+    """The thread trees of ``uids`` by ``algorithm`` (one of ALGORITHMS); a
+    big mailbox's trees are kept in memory while its messages stay the same
+    (imap/sort_cache.py says why that is safe). Callers only read them."""
+    ordered = sorted(set(uids))
+    key = ("thread", mailbox_id, uidvalidity, algorithm)
+    cacheable = len(ordered) >= sort_cache.MIN_UIDS and uidvalidity != 0
+    mark = await store.expunge_mark(mailbox_id) if cacheable else 0
+    if cacheable:
+        roots: list[Node] | None = sort_cache.cached_trees(store, key, mark, ordered)
+        if roots is not None:
+            return roots
+    messages = await load(store, mailbox_id, ordered)
+    roots = references(messages) if algorithm == "REFERENCES" else ordered_subject(messages)
+    if cacheable:
+        sort_cache.remember_trees(store, key, mark, ordered, roots)
+    return roots
 
 
 async def load_from_records(store: Store, mailbox_id: int,

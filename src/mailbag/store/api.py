@@ -356,6 +356,11 @@ class Store(Protocol):
     async def thread_facts(self, mailbox_id: int, uids: Sequence[int]) -> list[ThreadMessage]:
         """THREAD facts of the messages of *uids* still in the mailbox, by UID."""
         ...
+    async def expunge_mark(self, mailbox_id: int) -> int:
+        """A number that changes whenever a message leaves the mailbox (the
+        highest expunge modseq it remembers or has forgotten; -1 when the
+        mailbox is gone): imap/sort_cache.py checks it to reuse an order."""
+        ...
     async def read_blob(self, blob_id: str) -> bytes: ...
     async def store_flags(
         self,

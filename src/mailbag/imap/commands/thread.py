@@ -22,11 +22,8 @@ async def thread_command(s: Session, cmd: Thread) -> Reply:
         raise bad(f"Unknown threading algorithm {cmd.algorithm}")
     check_charset(cmd.charset)
     ctx, uids, _modseq = await matching(s, cmd.key)
-    messages = await threading.load(s.store, ctx.mailbox_id, uids)
-    if cmd.algorithm == "REFERENCES":
-        roots = threading.references(messages)
-    else:
-        roots = threading.ordered_subject(messages)
+    roots = await threading.threads(s.store, ctx.mailbox_id, ctx.uidvalidity, cmd.algorithm,
+                                    uids)
 
     def number(uid: int) -> int:
         if cmd.uid:

@@ -245,6 +245,18 @@ def sort_uids(conn: sqlite3.Connection, mailbox_id: int,
 _EMPTY = {name: "0" if name in ("ARRIVAL", "DATE", "SIZE") else "''" for name in SORT_COLUMNS}
 
 
+def expunge_mark(conn: sqlite3.Connection, mailbox_id: int) -> int:
+    """Store.expunge_mark: every removal of a mailbox_messages row records an
+    ``expunged`` row (message_ops.remove_rows) at a new modseq, and pruning
+    raises ``vanished_floor`` to what it forgot, so the larger of the two
+    only grows, and grows with every expunge."""
+    row = conn.execute(
+        "SELECT max(vanished_floor, coalesce((SELECT max(modseq) FROM expunged"
+        " WHERE mailbox_id = ?), 0)) FROM mailboxes WHERE id = ?",
+        (mailbox_id, mailbox_id)).fetchone()
+    return -1 if row is None else int(row[0])
+
+
 def thread_facts(conn: sqlite3.Connection, mailbox_id: int,
                  uids: Sequence[int]) -> list[ThreadMessage]:
     """THREAD facts (RFC 5256 §3) of the messages of *uids* still in the

@@ -1,0 +1,212 @@
+"""SORT and THREAD from the keys the store keeps (mime/sortkeys.py, the
+sort_keys table, imap/sort_cache.py) against the straightforward computation
+from each message's facts (imap.sort.sort_from_records,
+imap.thread.load_from_records): RFC 5256 §3, RFC 5957 §3, on a varied
+mailbox, before and after messages are added, expunged and re-flagged, and
+after the schema v8 backfill."""
+
+from __future__ import annotations
+
+import base64
+import random
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailbag.imap import sort_cache
+from mailbag.imap import thread as threading
+from mailbag.imap.search import SearchContext
+from mailbag.imap.sort import CRITERIA, sort, sort_from_records
+from mailbag.store.api import AppendItem
+from mailbag.store.sqlite import queries
+from mailbag.store.sqlite.store import SqliteStore
+
+
+def _b(text: str) -> str:
+    return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
+
+
+SUBJECTS = ["hello", "Hello", "Re: hello", "RE: [list] Hello", "Fwd: hello", "hello (fwd)",
+            "[fwd: hello]", "", "  ", "Re: Re: re: topic", "topic", _b("Grüße"),
+            "Re: " + _b("Grüße"), _b("ประชุม"), "zebra", "Zebra", "äpfel", "Äpfel",
+            "re:", "Subject with    spaces", "[PATCH 1/2] fix"]
+FROMS = ["alice@example.org", "Alice <alice@example.org>", "\"Bob B\" <bob@example.org>",
+         f"{_b('Søren Ærø')} <soren@example.dk>", "undisclosed: ;", "team: a@x.org, b@y.org;",
+         "", "<bare@example.org>", "ALICE@example.org", "(comment) carol@example.org",
+         "Zed <a@example.org>", "zed <b@example.org>", "=?bogus?q?x?= <x@example.org>"]
+DATES = ["Fri, 22 Feb 2008 00:00:00 +0200", "Thu, 21 Feb 2008 22:00:00 +0000",
+         "Fri, 22 Feb 2008 00:00:00 -0500", "22 Feb 2008 03:00 +0100", "not a date",
+         None, None, "Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 22 Feb 2008 00:00:00 +0200"]
+BASE = datetime(2008, 2, 20, tzinfo=UTC)
+
+
+def make_message(rng: random.Random, n: int) -> tuple[bytes, datetime]:
+    head = [f"X-N: {n}"]
+    subject = rng.choice(SUBJECTS)
+    if rng.random() < 0.9:
+        head.append(f"Subject: {subject}")
+    sender = rng.choice(FROMS)
+    if sender or rng.random() < 0.5:
+        head.append(f"From: {sender}")
+    head.append(f"To: {rng.choice(FROMS)}")
+    if rng.random() < 0.5:
+        head.append(f"Cc: {rng.choice(FROMS)}")
+    date = rng.choice(DATES)
+    if date is not None:
+        head.append(f"Date: {date}")
+    # A few message ids shared, parents that exist or not, loops.
+    if rng.random() < 0.9:
+        head.append(f"Message-ID: <m{rng.randrange(n + 5)}@x>")
+    if rng.random() < 0.4:
+        refs = " ".join(f"<m{rng.randrange(n + 5)}@x>" for _ in range(rng.randrange(1, 4)))
+        head.append(f"References: {refs}")
+    elif rng.random() < 0.3:
+        head.append(f"In-Reply-To: <m{rng.randrange(n + 5)}@x> (sent by someone)")
+    body = "x" * rng.choice([10, 10, 200, 3000])     # equal sizes: the tiebreak matters
+    when = BASE + timedelta(hours=rng.randrange(6))  # equal arrival times too
+    return ("\r\n".join(head) + "\r\n\r\n" + body + "\r\n").encode(), when
+
+
+CRITERIA_SETS: list[list[tuple[str, bool]]] = [
+    *[[(c, r)] for c in sorted(CRITERIA) for r in (False, True)],
+    [("SUBJECT", False), ("DATE", True)],
+    [("FROM", True), ("SIZE", False), ("ARRIVAL", True)],
+    [("DISPLAYFROM", False), ("DISPLAYTO", True), ("CC", False)],
+    [],
+]
+
+
+class Box:
+    def __init__(self, store: SqliteStore, mailbox_id: int, uidvalidity: int) -> None:
+        self.store, self.mailbox_id, self.uidvalidity = store, mailbox_id, uidvalidity
+        self.view: list[int] = []          # what a session knows (may hold gone UIDs)
+
+    def ctx(self) -> SearchContext:
+        return SearchContext(self.mailbox_id, self.view, {u: frozenset() for u in self.view},
+                             frozenset(), None, datetime.now(UTC), self.uidvalidity)
+
+    async def check(self, rng: random.Random) -> None:
+        subsets = [self.view, sorted(rng.sample(self.view, len(self.view) // 2)),
+                   sorted(rng.sample(self.view, 7)), self.view[::-1] + self.view[:3]]
+        for criteria in CRITERIA_SETS:
+            for uids in subsets:
+                ctx = self.ctx()
+                expected = await sort_from_records(self.store, ctx, criteria, uids)
+                assert await sort(self.store, ctx, criteria, uids) == expected, criteria
+                # The second time may come from memory: it must not differ.
+                assert await sort(self.store, ctx, criteria, uids) == expected, criteria
+        for algorithm in threading.ALGORITHMS:
+            for uids in subsets[:3]:
+                messages = await threading.load_from_records(self.store, self.mailbox_id, uids)
+                assert await threading.load(self.store, self.mailbox_id, uids) == messages
+                roots = (threading.references(messages) if algorithm == "REFERENCES"
+                         else threading.ordered_subject(messages))
+                expected_t = threading.render(roots, lambda u: u)
+                for _ in range(2):
+                    got = await threading.threads(self.store, self.mailbox_id, self.uidvalidity,
+                                                  algorithm, uids)
+                    assert threading.render(got, lambda u: u) == expected_t, algorithm
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Exercise the memory of orders and both query shapes on a small mailbox.
+    monkeypatch.setattr(sort_cache, "MIN_UIDS", 20)
+    monkeypatch.setattr(queries, "SORT_NAMED_MAX", 50)
+
+
+async def _box(tmp_path: Path) -> tuple[SqliteStore, Box]:
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    account = await store.create_account("sorter", "x")
+    info = await store.create_mailbox(account.id, "Big")
+    return store, Box(store, info.id, info.uidvalidity)
+
+
+async def _append(box: Box, rng: random.Random, count: int) -> None:
+    items = []
+    for _ in range(count):
+        data, when = make_message(rng, len(box.view) + len(items))
+        items.append(AppendItem(data, internaldate=when))
+    result = await box.store.append(box.mailbox_id, items)
+    box.view.extend(result.uids)
+
+
+async def _expunge(box: Box, uids: Sequence[int]) -> None:
+    await box.store.store_flags(box.mailbox_id, list(uids), "add", frozenset({"\\Deleted"}))
+    await box.store.expunge(box.mailbox_id, list(uids))
+
+
+async def test_stored_keys_give_the_same_answers(tmp_path: Path, small_limits: None) -> None:
+    rng = random.Random(5256)
+    store, box = await _box(tmp_path)
+    try:
+        await _append(box, rng, 160)
+        await box.check(rng)
+        # Added: the remembered orders do not cover the new messages.
+        await _append(box, rng, 30)
+        await box.check(rng)
+        # Re-flagged: no key changes, answers stay.
+        await box.store.store_flags(box.mailbox_id, box.view[::3], "add",
+                                    frozenset({"\\Seen", "$Work"}))
+        await box.check(rng)
+        # Expunged behind the session's back: the session still lists the
+        # UIDs, which now sort with empty keys (and leave THREAD).
+        await _expunge(box, box.view[5:40:4])
+        await box.check(rng)
+        # ... and once the session has caught up.
+        box.view = [m.uid for m in await store.message_list(box.mailbox_id)]
+        await box.check(rng)
+    finally:
+        await store.close()
+
+
+async def test_backfill_of_an_existing_database(tmp_path: Path, small_limits: None) -> None:
+    """Schema v8 on a v7 database: keys computed from the stored facts."""
+    rng = random.Random(5957)
+    store, box = await _box(tmp_path)
+    await _append(box, rng, 80)
+    await store.close()
+    conn = sqlite3.connect(store.db_path)
+    written = conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall()
+    assert len(written) == 80
+    conn.execute("DROP TABLE sort_keys")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    box.store = store
+    try:
+        conn = sqlite3.connect(store.db_path)
+        assert conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall() == written
+        conn.close()
+        await box.check(rng)
+    finally:
+        await store.close()
+
+
+async def test_recreated_mailbox_forgets_orders(tmp_path: Path, small_limits: Any) -> None:
+    """A mailbox id comes back with a new UIDVALIDITY and UIDs from 1
+    (mailbox_ops.create_mailbox over a \\NoSelect name): no old order may
+    answer for the new messages."""
+    rng = random.Random(3501)
+    store, box = await _box(tmp_path)
+    try:
+        account = await store.get_account("sorter")
+        assert account is not None
+        await store.create_mailbox(account.id, "Big/child")
+        await _append(box, rng, 40)
+        await box.check(rng)
+        await store.delete_mailbox(account.id, "Big")        # keeps a \NoSelect parent
+        info = await store.create_mailbox(account.id, "Big")
+        assert info.id == box.mailbox_id and info.uidvalidity != box.uidvalidity
+        box.uidvalidity, box.view = info.uidvalidity, []
+        await _append(box, rng, 40)
+        await box.check(rng)
+    finally:
+        await store.close()
