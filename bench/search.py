@@ -319,7 +319,7 @@ def report(results: dict[str, dict[str, Any]], n: int, keys: list[str]) -> str:
         ratio = f"{b / a:7.1f}" if a and b else "      -"
         ha, hb = mb.get(key, {}).get("hits"), dc.get(key, {}).get("hits")
         hits = "" if ha is None and hb is None else (
-            f"{ha}" if ha == hb else f"{ha} vs {hb} DIFFER")
+            f"{ha}" if ha == hb or hb is None or ha is None else f"{ha} vs {hb} DIFFER")
         da, db = mb.get(key, {}).get("digest"), dc.get(key, {}).get("digest")
         if da and db:
             hits += " same answer" if da == db else " answers differ"

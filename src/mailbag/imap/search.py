@@ -378,6 +378,9 @@ class Searcher:
         a lower-cased copy of every message's flags."""
         flag = key.flag.lower()
         flags = self.ctx.flags
+        snapshot = getattr(flags, "snapshot", None)    # the session's lazy view
+        if snapshot is not None and len(domain) > 64:
+            flags = snapshot()
         verdict: dict[frozenset[str], bool] = {}
         for fs in set(flags.values()):
             verdict[fs] = any(f.lower() == flag for f in fs) == key.present

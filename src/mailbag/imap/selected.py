@@ -396,6 +396,14 @@ class _FlagsView(Mapping[int, frozenset[str]]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def snapshot(self) -> dict[int, frozenset[str]]:
+        """The whole mapping at once: a SEARCH that tests a flag on every
+        message (SORT ... UNSEEN) would otherwise pay two binary searches
+        per message, ~200 ms for 100,000; this is two C-speed passes."""
+        index = self._sel.index
+        everything = dict(zip(index.uids, index.flags, strict=True))
+        return {u: everything[u] for u in self._sel.uids if u in everything}
+
 
 def compress_uids(uids: Iterable[int]) -> bytes:
     """Ascending UIDs as a compact sequence set: 1:3,7,9:10."""

@@ -119,7 +119,9 @@ class MessageMeta:
     modseq: int
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for the reason MessageRecord is not: THREAD builds one per
+# message (frozen: ~0.7 s per million, plain: ~0.16 s). Nothing changes one.
+@dataclass(slots=True)
 class ThreadMessage:
     """What RFC 5256 THREAD needs of a message (imap/thread.py)."""
 
