@@ -190,12 +190,18 @@ class Searcher:
     async def run(self, key: SearchKey) -> list[int]:
         # One text-index key (the common SEARCH BODY/FROM/SUBJECT): its hits,
         # kept if the view has them, without a set of every UID.
+        if isinstance(key, SearchAll):
+            # SORT ... ALL on every page view of a webmail client: the view
+            # itself (ascending, distinct), without a set of 100,000 UIDs.
+            return list(self.ctx.uids)
         if isinstance(key, SearchText):
             hits = await self._text_set(key)
         elif isinstance(key, SearchHeader) and _indexed(key):
             hits = await self._field_set(key)
         else:
-            return sorted(await self.eval(key, set(self.ctx.uids)))
+            hits = await self.eval(key, set(self.ctx.uids))
+            if len(hits) * 16 < len(self.ctx.uids):
+                return sorted(hits)
         if hits:
             uids = self.ctx.uids
             if len(hits) * 16 >= len(uids):
@@ -249,6 +255,8 @@ class Searcher:
                 return domain & await self._field_set(key)
             case SearchSet():
                 return domain & self._set(key)
+            case SearchAll():
+                return set(domain)
             case SearchFlag() if key.flag.lower() != RECENT:
                 return self._flag_set(key, domain)
             case _ if c == Cost.MEMORY:
