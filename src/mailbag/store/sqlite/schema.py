@@ -275,7 +275,7 @@ def sort_key_row(message_id: int, sent_date: int | None, size: int,
 
 def _backfill_sort_keys(conn: sqlite3.Connection) -> None:
     """V8: keys of the messages stored before it, from their facts (about
-    10 s per 100,000 messages, once). Unreadable facts get empty keys
+    3.5 s per 100,000 messages, once: 690 ms for 20,000). Unreadable facts get empty keys
     rather than failing the upgrade."""
     rows = []
     cur = conn.execute("SELECT id, sent_date, size, facts FROM messages")
