@@ -382,3 +382,61 @@ async def test_sort_a_subset_and_no_criteria(make_box: Any) -> None:
     assert await box.sort("reverse size", seqs=[1, 2, 3]) == [3, 2, 1]
     assert await box.sort("", seqs=[3, 1, 2]) == [1, 2, 3]   # sequence order
     assert await box.sort("size", seqs=[]) == []
+
+
+# RFC 5256 §2.2: "If the sent date cannot be determined (a Date: header is
+# missing or cannot be parsed), the INTERNALDATE for that message is used as
+# the sent date." Message 1's Date glues its zone to the time of day; RFC
+# 5322 §3.3 has "time = time-of-day FWS zone", so it is no date-time and
+# message 1 sorts by its INTERNALDATE (Feb 22 12:00 UTC), as in Dovecot. Read
+# leniently it would be Jan 1 2001 00:01 and tie with message 3 (the same date
+# written correctly), ahead of it by sequence number.
+SORT_GLUED_ZONE = """\
+From user@domain  Fri Feb 22 12:00:00 2008 +0000
+Subject: x
+Date: 01 Jan 2001 00:01+0000
+
+1
+
+From user@domain  Tue Jan 01 00:00:00 2008 +0000
+Subject: x
+Date: Fri, 22 Feb 2008 11:00:00 +0000
+
+2
+
+From user@domain  Sat Mar 01 00:00:00 2008 +0000
+Subject: x
+Date: 01 Jan 2001 00:01 +0000
+
+3
+
+From user@domain  Fri Feb 22 13:00:00 2008 +0000
+Subject: x
+
+4
+
+"""
+
+
+async def test_date_with_a_glued_zone_is_no_sent_date(make_box: Any) -> None:
+    from mailbag.imap import thread as threading
+    from mailbag.imap.sort import sort_from_records
+
+    box = await make_box(SORT_GLUED_ZONE)
+    assert await box.sort("date") == [3, 2, 1, 4]
+    assert await box.sort("reverse date") == [4, 1, 2, 3]
+    ctx = SearchContext(box.mailbox_id, box.uids, {u: frozenset() for u in box.uids},
+                        frozenset(), None, datetime.now(UTC))
+    straight = await sort_from_records(box.store, ctx, [("DATE", False)], box.uids)
+    assert [box.uids.index(u) + 1 for u in straight] == [3, 2, 1, 4]
+    # THREAD (RFC 5256 §3) orders by the same sent date. ORDEREDSUBJECT: "the
+    # first message in each thread is the parent of the others"; REFERENCES
+    # step 5 gathers the same-subject non-replies under a dummy, children by date.
+    loaded = await threading.load(box.store, box.mailbox_id, box.uids)
+    assert loaded == await threading.load_from_records(box.store, box.mailbox_id, box.uids)
+
+    def seq(uid: int) -> int:
+        return box.uids.index(uid) + 1
+
+    assert threading.render(threading.ordered_subject(loaded), seq) == b"(3 (2)(1)(4))"
+    assert threading.render(threading.references(loaded), seq) == b"((3)(2)(1)(4))"

@@ -8,6 +8,8 @@ after the schema v8 backfill."""
 from __future__ import annotations
 
 import base64
+import dataclasses
+import email.utils
 import random
 import sqlite3
 from collections.abc import Sequence
@@ -21,8 +23,10 @@ from mailbag.imap import sort_cache
 from mailbag.imap import thread as threading
 from mailbag.imap.search import SearchContext
 from mailbag.imap.sort import CRITERIA, sort, sort_from_records
+from mailbag.mime import facts, parse
+from mailbag.mime.message import ParsedMessage
 from mailbag.store.api import AppendItem
-from mailbag.store.sqlite import queries
+from mailbag.store.sqlite import queries, schema
 from mailbag.store.sqlite.store import SqliteStore
 
 
@@ -40,7 +44,10 @@ FROMS = ["alice@example.org", "Alice <alice@example.org>", "\"Bob B\" <bob@examp
          "Zed <a@example.org>", "zed <b@example.org>", "=?bogus?q?x?= <x@example.org>"]
 DATES = ["Fri, 22 Feb 2008 00:00:00 +0200", "Thu, 21 Feb 2008 22:00:00 +0000",
          "Fri, 22 Feb 2008 00:00:00 -0500", "22 Feb 2008 03:00 +0100", "not a date",
-         None, None, "Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 22 Feb 2008 00:00:00 +0200"]
+         None, None, "Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 22 Feb 2008 00:00:00 +0200",
+         # No RFC 5322 date-time (a zone glued to the time): the INTERNALDATE
+         # stands in (RFC 5256 §2.2); since schema v9.
+         "22 Feb 2008 00:01+0000", "Fri, 22 Feb 2008 00:00:00-0500"]
 BASE = datetime(2008, 2, 20, tzinfo=UTC)
 
 
@@ -193,6 +200,57 @@ async def test_backfill_of_an_existing_database(tmp_path: Path, small_limits: No
         await box.check(rng)
     finally:
         await store.close()
+
+
+async def test_v9_forgets_dates_with_a_glued_zone(tmp_path: Path, small_limits: None) -> None:
+    """Schema v9 on a v8 database whose messages with a Date like
+    "22 Feb 2008 00:01+0000" kept the date Python's parser guessed: their
+    sent date, facts and sort keys become what ingest now gives them."""
+    rng = random.Random(2256)
+    store, box = await _box(tmp_path)
+    await _append(box, rng, 80)
+    await store.close()
+    conn = sqlite3.connect(store.db_path)
+    written = conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall()
+    facts_now = conn.execute("SELECT id, sent_date, facts FROM messages ORDER BY id").fetchall()
+    # Back to what version 8 stored: the guessed date everywhere.
+    glued = 0
+    for message_id, envelope, data in conn.execute(
+            "SELECT id, envelope, facts FROM messages").fetchall():
+        date = schema._envelope_date(envelope)
+        if date is None or not parse.date_has_glued_zone(date.decode()):
+            continue
+        glued += 1
+        guess = email.utils.parsedate_to_datetime(date.decode())
+        guess = guess if guess.tzinfo else guess.replace(tzinfo=UTC)
+        old = facts.dump(dataclasses.replace(ParsedMessage.from_bytes(data), sent_date=guess),
+                         rendered=False)
+        conn.execute("UPDATE messages SET sent_date = ?, facts = ? WHERE id = ?",
+                     (int(guess.timestamp()), old, message_id))
+        conn.execute("UPDATE sort_keys SET date = ? WHERE message_id = ?",
+                     (int(guess.timestamp()), message_id))
+    assert glued >= 5
+    conn.execute("PRAGMA user_version = 8")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    box.store = store
+    try:
+        conn = sqlite3.connect(store.db_path)
+        assert conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall() == written
+        assert conn.execute(
+            "SELECT id, sent_date, facts FROM messages ORDER BY id").fetchall() == facts_now
+        conn.close()
+        await box.check(rng)
+    finally:
+        await store.close()
+
+
+def test_envelope_date() -> None:
+    assert schema._envelope_date(b'("a \\\\ \\"b" NIL)') == b'a \\ "b'
+    assert schema._envelope_date(b"({3}\r\na\"b NIL)") == b'a"b'
+    assert schema._envelope_date(b"(NIL NIL)") is None
 
 
 async def test_recreated_mailbox_forgets_orders(tmp_path: Path, small_limits: Any) -> None:

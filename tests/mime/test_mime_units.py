@@ -175,6 +175,20 @@ def test_minus_zero_zone_is_utc() -> None:
     assert msg.sent_date == datetime(2020, 1, 1, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("value", "parsed"), [
+    # RFC 5322 §3.3 "time = time-of-day FWS zone": no zone glued to the time.
+    ("01 Jan 2001 00:01+0000", False),
+    ("Fri, 20 Apr 2001 19:35:02-0400", False),
+    ("Fri, 20 Apr 2001 19:35:02GMT", False),
+    ("01 Jan 2001 00:01 +0000", True),
+    ("Fri, 20 Apr 2001 19:35:02\r\n -0400 (EDT)", True),
+    ("Fri, 20 Apr 2001 19:35:02 GMT", True),
+])
+def test_zone_must_be_apart_from_the_time(value: str, parsed: bool) -> None:
+    msg = parse_message(b"Date: " + value.encode() + b"\r\n\r\n")
+    assert (msg.sent_date is not None) is parsed
+
+
 def test_header_fields_keep_folding_and_order() -> None:
     msg = parse_message(SIMPLE)
     got = section_bytes(SIMPLE, msg, Section(text="HEADER.FIELDS", fields=(b"X-DUP", b"SUBJECT")))

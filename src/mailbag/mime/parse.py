@@ -200,8 +200,21 @@ def _header_str(e: Entity, key: bytes) -> str | None:
 _MSGID = re.compile(r"<[^<>\s]*>")
 
 
+# RFC 5322 §3.3 (and RFC 2822 §3.3 before it): "time = time-of-day FWS
+# zone" -- white space must separate the time of day from its zone. A zone
+# glued to the time ("00:01+0000") is no date-time in either the current or
+# the obsolete syntax (§4.3), so the Date: "cannot be parsed" and RFC 5256
+# §2.2 takes the INTERNALDATE as the sent date, as Dovecot does; Python's
+# parser would guess at it.
+_GLUED_ZONE = re.compile(r"\d:\d\d(?::\d\d)?[+\-A-Za-z]")
+
+
+def date_has_glued_zone(value: str) -> bool:
+    return _GLUED_ZONE.search(value) is not None
+
+
 def _date(value: str | None) -> datetime | None:
-    if not value:
+    if not value or date_has_glued_zone(value):
         return None
     try:
         dt = email.utils.parsedate_to_datetime(value)

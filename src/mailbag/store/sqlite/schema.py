@@ -10,17 +10,20 @@ so STATUS and SELECT never count rows.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from mailbag.mime import facts as _facts
 from mailbag.mime.message import ParsedMessage
+from mailbag.mime.parse import date_has_glued_zone
 from mailbag.mime.sortkeys import SortKeys
 
 log = logging.getLogger("mailbag.store")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _V1 = """
 CREATE TABLE meta (
@@ -259,8 +262,17 @@ CREATE TABLE sort_keys (
 )
 """
 
+# Since version 9 a Date: whose zone is glued to the time of day
+# ("00:01+0000", no RFC 5322 §3.3 date-time) is no sent date (mime/parse.py):
+# RFC 5256 §2.2 sorts and threads such a message by its INTERNALDATE. Messages
+# stored before were given the date Python's parser guessed; the V9 step
+# (_forget_glued_dates, no DDL) clears it from their facts and sent_date and
+# recomputes their sort keys. It reads the Date from the stored ENVELOPE and
+# touches only the messages it finds.
+_V9 = ""
+
 # Index i holds the script that takes the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 SORT_KEY_COLS = ("message_id, date, size, subject, from_addr, to_addr, cc_addr,"
                  " from_display, to_display, msgid, refs, reply")
@@ -273,12 +285,17 @@ def sort_key_row(message_id: int, sent_date: int | None, size: int,
             k.from_display, k.to_display, k.msgid, k.refs, int(k.reply))
 
 
-def _backfill_sort_keys(conn: sqlite3.Connection) -> None:
+def _backfill_sort_keys(conn: sqlite3.Connection, ids: Sequence[int] | None = None) -> None:
     """V8: keys of the messages stored before it, from their facts (about
     3.5 s per 100,000 messages, once: 690 ms for 20,000). Unreadable facts get empty keys
-    rather than failing the upgrade."""
+    rather than failing the upgrade. ``ids``: only these messages (V9)."""
     rows = []
-    cur = conn.execute("SELECT id, sent_date, size, facts FROM messages")
+    if ids is None:
+        cur = conn.execute("SELECT id, sent_date, size, facts FROM messages")
+    else:
+        cur = conn.execute("SELECT id, sent_date, size, facts FROM messages"
+                           " WHERE id IN (SELECT value FROM json_each(?))",
+                           ("[" + ",".join(str(int(i)) for i in ids) + "]",))
     for message_id, sent, size, facts in cur:
         try:
             keys = SortKeys.of(ParsedMessage.from_bytes(facts))
@@ -296,8 +313,55 @@ def _insert_sort_keys(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) 
                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
+def _envelope_date(envelope: bytes) -> bytes | None:
+    """The date, first member of a rendered ENVELOPE: NIL, a quoted string
+    or a literal (mime/render.py)."""
+    if envelope.startswith(b"(NIL"):
+        return None
+    if envelope.startswith(b'("'):
+        out = bytearray()
+        i = 2
+        while i < len(envelope) and envelope[i] != 0x22:
+            if envelope[i] == 0x5C:          # backslash: the next byte as it is
+                i += 1
+            if i < len(envelope):
+                out.append(envelope[i])
+            i += 1
+        return bytes(out)
+    if envelope.startswith(b"({"):
+        head, _, rest = envelope[2:].partition(b"}\r\n")
+        try:
+            n = int(head.rstrip(b"+"))
+        except ValueError:
+            return None
+        return rest[:n]
+    return None
+
+
+def _forget_glued_dates(conn: sqlite3.Connection) -> None:
+    """V9: see _V9. Unreadable facts are left as they are."""
+    found = []
+    for message_id, envelope, data in conn.execute(
+            "SELECT id, envelope, facts FROM messages WHERE sent_date IS NOT NULL"):
+        raw = _envelope_date(bytes(envelope))
+        if raw is None or not date_has_glued_zone(raw.decode("latin-1")):
+            continue
+        try:
+            parsed = ParsedMessage.from_bytes(data)
+        except ValueError:
+            continue
+        found.append((_facts.dump(dataclasses.replace(parsed, sent_date=None), rendered=False),
+                      message_id))
+    conn.executemany("UPDATE messages SET sent_date = NULL, facts = ? WHERE id = ?", found)
+    ids = [message_id for _f, message_id in found]
+    conn.executemany("DELETE FROM sort_keys WHERE message_id = ?", [(i,) for i in ids])
+    if ids:
+        _backfill_sort_keys(conn, ids)
+
+
 # Python steps run after the script of the same index, in its transaction.
-_BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {7: _backfill_sort_keys}
+_BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    7: _backfill_sort_keys, 8: _forget_glued_dates}
 
 
 def configure(conn: sqlite3.Connection) -> None:
