@@ -190,12 +190,23 @@ async def test_backfill_of_an_existing_database(tmp_path: Path, small_limits: No
     conn.execute("PRAGMA user_version = 7")
     conn.commit()
     conn.close()
+    await _upgraded(tmp_path, box, rng, written)
+
+
+async def _upgraded(tmp_path: Path, box: Box, rng: random.Random,
+                    keys: list[Any], messages: list[Any] | None = None) -> None:
+    """Open the store again (which migrates it) and check that its sort keys
+    (and, given, its messages' sent dates and facts) are *keys* (*messages*)
+    and that it still sorts as the reference does."""
     store = SqliteStore(tmp_path / "data")
     await store.open()
     box.store = store
     try:
         conn = sqlite3.connect(store.db_path)
-        assert conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall() == written
+        assert conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall() == keys
+        if messages is not None:
+            assert conn.execute(
+                "SELECT id, sent_date, facts FROM messages ORDER BY id").fetchall() == messages
         conn.close()
         await box.check(rng)
     finally:
@@ -233,18 +244,7 @@ async def test_v9_forgets_dates_with_a_glued_zone(tmp_path: Path, small_limits: 
     conn.execute("PRAGMA user_version = 8")
     conn.commit()
     conn.close()
-    store = SqliteStore(tmp_path / "data")
-    await store.open()
-    box.store = store
-    try:
-        conn = sqlite3.connect(store.db_path)
-        assert conn.execute("SELECT * FROM sort_keys ORDER BY message_id").fetchall() == written
-        assert conn.execute(
-            "SELECT id, sent_date, facts FROM messages ORDER BY id").fetchall() == facts_now
-        conn.close()
-        await box.check(rng)
-    finally:
-        await store.close()
+    await _upgraded(tmp_path, box, rng, written, facts_now)
 
 
 def test_envelope_date() -> None:
