@@ -387,15 +387,22 @@ class Searcher:
         flag = key.flag.lower()
         flags = self.ctx.flags
         snapshot = getattr(flags, "snapshot", None)    # the session's lazy view
-        if snapshot is not None and len(domain) > 64:
+        if snapshot is not None and len(domain) * 16 >= len(self.ctx.uids):
+            # Most of the view: copying it whole beats a look-up per message.
             flags = snapshot()
-        verdict: dict[frozenset[str], bool] = {}
-        for fs in set(flags.values()):
-            verdict[fs] = any(f.lower() == flag for f in fs) == key.present
         # A message without flags known has none: it matches when the key
         # asks for the flag's absence.
         empty: frozenset[str] = frozenset()
-        return {u for u in domain if verdict.get(flags.get(u, empty), not key.present)}
+        verdict: dict[frozenset[str], bool] = {}
+        out = set()
+        for u in domain:
+            fs = flags.get(u, empty)
+            hit = verdict.get(fs)
+            if hit is None:
+                hit = verdict[fs] = any(f.lower() == flag for f in fs) == key.present
+            if hit:
+                out.add(u)
+        return out
 
     # ------------------------------------------------------------ helpers
     def _lower_flags(self, uid: int) -> frozenset[str]:
