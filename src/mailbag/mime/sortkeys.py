@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailbag.mime.headers import decode_words
 from mailbag.mime.message import Address, ParsedMessage
@@ -76,11 +76,14 @@ def thread_ids(parsed: ParsedMessage) -> tuple[str | None, tuple[str, ...]]:
     return (mid.group(0) if mid else None), refs
 
 
-@dataclass(frozen=True, slots=True)
-class SortKeys:
+class SortKeys(NamedTuple):
     """What the store keeps per message for SORT and THREAD. The strings are
     already casemapped, so the store compares them as plain (binary) text.
-    DATE and SIZE come from the message's own sent_date and size."""
+    DATE and SIZE come from the message's own sent_date and size.
+
+    A named tuple, not a frozen dataclass: it travels from the ingest worker
+    with every delivery, and unpickling a frozen dataclass runs Python code
+    per field on the server's event loop (~3 us a message against ~1.3)."""
 
     subject: str                  # base subject
     from_addr: str                # addr-mailbox of the first From
