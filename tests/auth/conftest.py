@@ -3,7 +3,6 @@ written here from keys made here) and a fast revocation check."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from jwt_support import AUDIENCE, ISSUER, Provider  # noqa: E402
-from testserver import TestServer  # noqa: E402
+from testserver import TestServer, serving  # noqa: E402
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
 
@@ -35,15 +34,5 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory, idp: Provider) -> Iter
         f'issuer = "{ISSUER}"\njwks_file = "{jwks}"\naudience = ["{AUDIENCE}"]\n'
         'strip_domain = "example.org"\n'
     )
-    srv.write_config()
-    for name, password in USERS.items():
-        srv.add_user(name, password)
-    srv.start()
-    try:
+    with serving(srv, USERS):
         yield srv
-    finally:
-        srv.stop()
-        log = srv.log_text()
-        if "Traceback" in log:
-            print(log)
-        shutil.rmtree(srv.data_dir, ignore_errors=True)

@@ -3,7 +3,6 @@ socket under its data directory."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
-from testserver import TestServer, free_port  # noqa: E402
+from testserver import TestServer, free_port, serving  # noqa: E402
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 from lmtp_support import MAX_SIZE  # noqa: E402
@@ -26,15 +25,5 @@ def lmtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer
         f"[lmtp]\ntcp = true\nport = {srv.lmtp_port}\n"  # type: ignore[attr-defined]
         f'hostname = "mx.test"\nmax_message_size = {MAX_SIZE}\n'
     )
-    srv.write_config()
-    for name, password in USERS.items():
-        srv.add_user(name, password)
-    srv.start()
-    try:
+    with serving(srv, USERS):
         yield srv
-    finally:
-        srv.stop()
-        log = srv.log_text()
-        if "Traceback" in log:
-            print(log)
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
