@@ -7,7 +7,8 @@ DATA ?= var
 
 .PHONY: serve test lint typecheck conformance bench clean fuzz
 
-$(STAMP): pyproject.toml
+# setup.py builds the optional C extension (imap/_sendmany.c).
+$(STAMP): pyproject.toml setup.py src/mailbag/imap/_sendmany.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,fast]'

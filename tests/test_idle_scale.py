@@ -382,7 +382,7 @@ def test_leaving_the_idle_group_keeps_an_unwritten_change() -> None:
         def __init__(self, sel: SelectedMailbox) -> None:
             self.selected, self.heard, self.notify = sel, 0, None
             self.snapshot = False  # NOTIFY without selected events (never joins)
-            self.ctx = SimpleNamespace(indexes=None)
+            self.ctx = SimpleNamespace(indexes=None, fanout=None)
 
         def on_store_change(self, mailbox_id: int, modseq: int) -> None:
             pass

@@ -321,6 +321,7 @@ class Server:
         if self.lmtp is not None:
             await self.lmtp.close()      # lets a DATA in progress finish
         await self.ctx.indexes.close()   # writes \Recent claims back
+        self.ctx.fanout.close()
         await self.store.close()
         self.hasher.close()
 

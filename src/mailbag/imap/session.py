@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbag.imap import context, names
+from mailbag.imap.fanout import Fanout
 from mailbag.imap.registry import REGISTRY, CommandError, Reply, State
 from mailbag.imap.selected import SelectedMailbox
 from mailbag.log import log_event
@@ -59,6 +60,7 @@ class ServerContext:
     sessions: set[Session] = field(default_factory=set)
     shutting_down: bool = False
     indexes: IndexCache = field(init=False)
+    fanout: Fanout = field(default_factory=Fanout)
 
     def __post_init__(self) -> None:
         self.indexes = IndexCache(self.store)

@@ -90,11 +90,15 @@ class Connection(asyncio.Protocol):
         self._inflate: Any = None            # zlib decompress object
         self._deflate: Any = None            # zlib compress object
         self._zpending = b""                 # compressed input not inflated yet
+        self._fd = -1                        # the socket's, for imap/fanout.py
 
     # ------------------------------------------------------- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._fd = sock.fileno()
         if self._implicit_tls is None:
             self._on_ready(self)
             return
@@ -104,7 +108,7 @@ class Connection(asyncio.Protocol):
             if not f.cancelled() and f.exception() is None:
                 self._on_ready(self)
             else:
-                self._abort()
+                self.abort()
         fut.add_done_callback(done)
 
     def data_received(self, data: bytes) -> None:
@@ -162,7 +166,7 @@ class Connection(asyncio.Protocol):
             except zlib.error:
                 self._zpending = b""
                 self._eof = True          # corrupt stream: nothing more can be read
-                self._abort()
+                self.abort()
                 return
             self._zpending = z.unconsumed_tail
             self._buffer += out
@@ -246,18 +250,44 @@ class Connection(asyncio.Protocol):
             data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         if self._ssl is not None:
             try:
-                n = self._ssl.write(data)
-                if n < len(data):
-                    # More than one record's worth; the common short line
-                    # (an IDLE fan-out writes 10,000 of them) is one call.
-                    view = memoryview(data)[n:]
-                    while view:
-                        view = view[self._ssl.write(view):]
+                data = self.seal(data)
             except ssl.SSLError:
-                self._abort()
+                self.abort()
                 return
-            self._flush_tls()
-        else:
+        self.transport.write(data)
+
+    def direct(self, data: bytes) -> tuple[int, bytes] | None:
+        """(socket, bytes) for imap/fanout.py to send itself: *data* as is,
+        or as TLS records on a TLS connection. None when *data* must go
+        through write(): the transport still holds earlier output (it would
+        be overtaken), or the connection is closing, compressing or in its
+        TLS handshake. Raises ssl.SSLError."""
+        t = self.transport
+        if (self._lost or t is None or self._fd < 0 or t.is_closing()
+                or self._deflate is not None or t.get_write_buffer_size()):
+            return None
+        if self._ssl is None:
+            return self._fd, data
+        if self._handshake is None or not self._handshake.done():
+            return None
+        return self._fd, self.seal(data)
+
+    def seal(self, data: bytes) -> bytes:
+        """*data* as TLS records. Raises ssl.SSLError."""
+        assert self._ssl is not None and self._out_bio is not None
+        n = self._ssl.write(data)
+        if n < len(data):
+            # More than one record's worth; the common short line (an IDLE
+            # push writes 10,000 of them) is one call.
+            view = memoryview(data)[n:]
+            while view:
+                view = view[self._ssl.write(view):]
+        return self._out_bio.read()
+
+    def write_sealed(self, data: bytes) -> None:
+        """Queue bytes that are already TLS records (or plain text on a
+        plain connection): the rest of a direct send the socket did not take."""
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     async def drain(self) -> None:
@@ -287,7 +317,7 @@ class Connection(asyncio.Protocol):
             self._flush_tls()
         self.transport.close()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
@@ -326,7 +356,7 @@ class Connection(asyncio.Protocol):
     def _handshake_timed_out(self) -> None:
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(TimeoutError("TLS handshake timed out"))
-            self._abort()
+            self.abort()
 
     def _do_handshake(self) -> None:
         assert self._ssl is not None and self._handshake is not None
@@ -339,7 +369,7 @@ class Connection(asyncio.Protocol):
             self._flush_tls()           # the alert, if OpenSSL wrote one
             if not self._handshake.done():
                 self._handshake.set_exception(exc)
-            self._abort()
+            self.abort()
             return
         self._flush_tls()               # Finished, TLS 1.3 session tickets
         if not self._handshake.done():
@@ -359,7 +389,7 @@ class Connection(asyncio.Protocol):
             except ssl.SSLError:
                 self._eof = True
                 self._wake_reader()
-                self._abort()
+                self.abort()
                 return
             if not chunk:
                 break

@@ -7,10 +7,11 @@ idle group, which stands in the mailbox index's watchers for all of its
 members: a change costs one watcher call and one task, which asks the store
 once (IndexCache.changes_since) and writes each member's untagged responses
 directly, so telling 10,000 idlers costs one query and 10,000 socket
-writes. A session that is woken (client input, the deadline, a change it
-must handle itself) leaves the group until it waits again; sessions the
-group cannot serve synchronously (a CONTEXT search to re-run, NOTIFY FETCH
-attributes) never join it.
+writes (shared with a helper thread: imap/fanout.py). A session that is
+woken (client input, the deadline, a change it must handle itself) leaves
+the group until it waits again; sessions the group cannot serve
+synchronously (a CONTEXT search to re-run, NOTIFY FETCH attributes) never
+join it.
 
 The common change is a pure append: only messages newer than everything an
 idler knows of, nothing it knows of expunged or re-flagged. Then the idler's
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbag.imap import context
+from mailbag.imap.fanout import Fanout
 from mailbag.imap.registry import AUTH, Reply, bad, command
 from mailbag.imap.selected import SelectedMailbox
 from mailbag.store.api import Changes
@@ -55,6 +57,7 @@ class _Group:
 
     index: MailboxIndex
     indexes: IndexCache
+    fanout: Fanout
     members: dict[Session, None] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     again: bool = False        # a change arrived while the push was running
@@ -81,7 +84,7 @@ def _join(s: Session) -> _Group | None:
     index = sel.index
     group = _groups.get(index)
     if group is None:
-        group = _groups[index] = _Group(index, s.ctx.indexes)
+        group = _groups[index] = _Group(index, s.ctx.indexes, s.ctx.fanout)
         index.watchers.add(group.on_change)
     index.watchers.discard(s.on_store_change)
     group.members[s] = None
@@ -165,9 +168,9 @@ async def _push(group: _Group) -> None:
     """Tell every member of *group* what changed, until no change is left
     that arrived while it ran."""
     # Idlers already sent their EXISTS, whose views are brought up to date
-    # after the writes so that the last idler's bytes leave sooner; always
-    # before any await, so that no command runs against a view older than
-    # what its client was told.
+    # after the writes (imap/fanout.py) so that the last idler's bytes leave
+    # sooner; always before any await, so that no command runs against a
+    # view older than what its client was told.
     told: list[tuple[SelectedMailbox, _Append]] = []
     # A full collection over the objects of 10,000 sessions takes hundreds
     # of milliseconds; not while they wait for their EXISTS.
@@ -201,39 +204,46 @@ async def _pass(group: _Group, told: list[tuple[SelectedMailbox, _Append]]) -> N
     t0 = time.perf_counter()
     answers: dict[int, Changes] = {}
     plans: dict[tuple[int, int, int], _Append | None] = {}
+    out = group.fanout.batch()
     fast = 0
-    for s in members:
-        sel = s.selected
-        if sel is None or sel.index is not index:
-            s.wake.set()              # no longer a plain idler: it updates itself
-            continue
-        since = sel.modseq
-        if since >= target:
-            continue
-        changes = answers.get(since)
-        if changes is None:
-            fast += _catch_up(told)
-            changes = answers[since] = await indexes.changes_since(index, since)
-            await indexes.refresh(index, upto=changes.highestmodseq)
-            if s not in group.members or s.selected is not sel or sel.modseq != since:
-                continue              # left IDLE while the store was asked
-        if not sel.told:
-            uids = sel.uids
-            key = (since, len(uids), uids[-1] if uids else 0)
-            if key in plans:
-                plan = plans[key]
-            else:
-                plan = plans[key] = _append_plan(changes, key[1], key[2])
-            if plan is not None:
-                s.writer.write(plan.line)
-                told.append((sel, plan))
+    try:
+        for s in members:
+            sel = s.selected
+            if sel is None or sel.index is not index:
+                s.wake.set()              # no longer a plain idler: it updates itself
                 continue
-        s.heard = max(s.heard, target)
-        lines = s.apply_changes(changes, allow_expunge=True)
-        if lines:
-            s.writer.write(b"".join(lines))
-        if sel.dirty:
-            s.wake.set()              # more arrived meanwhile: it updates itself
+            since = sel.modseq
+            if since >= target:
+                continue
+            changes = answers.get(since)
+            if changes is None:
+                out.finish()
+                fast += _catch_up(told)
+                changes = answers[since] = await indexes.changes_since(index, since)
+                await indexes.refresh(index, upto=changes.highestmodseq)
+                if s not in group.members or s.selected is not sel or sel.modseq != since:
+                    continue              # left IDLE while the store was asked
+            if not sel.told:
+                uids = sel.uids
+                key = (since, len(uids), uids[-1] if uids else 0)
+                if key in plans:
+                    plan = plans[key]
+                else:
+                    plan = plans[key] = _append_plan(changes, key[1], key[2])
+                if plan is not None:
+                    out.add(s.writer, plan.line)
+                    told.append((sel, plan))
+                    continue
+            s.heard = max(s.heard, target)
+            lines = s.apply_changes(changes, allow_expunge=True)
+            if lines:
+                out.add(s.writer, b"".join(lines))
+            if sel.dirty:
+                s.wake.set()              # more arrived meanwhile: it updates itself
+    finally:
+        # Even when something above failed: the helper must be done
+        # with these connections before the event loop goes on.
+        out.finish()
     fast += _catch_up(told)
     log.debug("idle-push sessions=%d fast=%d ms=%.1f", len(members), fast,
               (time.perf_counter() - t0) * 1000)
