@@ -13,7 +13,10 @@ tens of thousands of times: measured slower than no helper at all.
 
 A Batch is filled and finished within one stretch of the event loop (no
 await in between), and finish() waits for the helper: nothing else writes
-to, closes or reads from these connections meanwhile. A connection is sent
+to or reads from these connections meanwhile, and no socket is closed
+(transports close theirs in a later loop callback, even on abort()), so a
+descriptor in a chunk cannot have been reused for another client's
+connection when the helper writes to it. A connection is sent
 to directly only when its transport holds no earlier output
 (transport.Connection.direct), so nothing is overtaken; what a send did
 not take (a full socket buffer) is queued on the transport afterwards, and
