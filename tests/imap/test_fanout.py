@@ -28,6 +28,13 @@ if fanout._send_all_c is not None:
     SENDERS.append(fanout._send_all_c)
 
 
+def client_context() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class Pairs:
     """Server-side Connections and their clients' streams."""
 
@@ -36,6 +43,7 @@ class Pairs:
             if tls_dir is not None else None
         self.ready: asyncio.Queue[Connection] = asyncio.Queue()
         self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -46,11 +54,7 @@ class Pairs:
                       ) -> list[tuple[Connection, asyncio.StreamReader, asyncio.StreamWriter]]:
         assert self.server is not None
         port = self.server.sockets[0].getsockname()[1]
-        cctx = None
-        if self.tls is not None:
-            cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            cctx.check_hostname = False
-            cctx.verify_mode = ssl.CERT_NONE
+        cctx = client_context() if self.tls is not None else None
         out = []
         for _ in range(n):
             sock = socket.socket()
@@ -62,6 +66,7 @@ class Pairs:
                                                            server_hostname="" if cctx else None)
             conn = await asyncio.wait_for(self.ready.get(), 10)
             out.append((conn, reader, writer))
+            self.writers.append(writer)
         return out
 
     async def connect_raw(self) -> tuple[Connection, socket.socket]:
@@ -71,17 +76,14 @@ class Pairs:
 
         def connect() -> socket.socket:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            if self.tls is None:
-                return sock
-            cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            cctx.check_hostname = False
-            cctx.verify_mode = ssl.CERT_NONE
-            return cctx.wrap_socket(sock)
+            return client_context().wrap_socket(sock) if self.tls is not None else sock
 
         sock = await asyncio.get_running_loop().run_in_executor(None, connect)
         return await asyncio.wait_for(self.ready.get(), 10), sock
 
     async def close(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
         if self.server is not None:
             self.server.close()
 
