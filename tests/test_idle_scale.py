@@ -8,7 +8,6 @@ from __future__ import annotations
 import resource
 import shutil
 import socket
-import ssl
 import subprocess
 import zlib
 from collections.abc import Iterator
@@ -52,10 +51,7 @@ class Idler:
                  select: bytes = b"SELECT") -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=20)
         if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            sock = ctx.wrap_socket(sock)
+            sock = testserver.client_tls().wrap_socket(sock)
         self.sock = sock
         self.buf = b""
         self.inflate: Any = None
@@ -170,10 +166,7 @@ def test_tls_large_transfer_both_ways(big: testserver.TestServer) -> None:
     a TLS record goes in, and comes back out intact."""
     body = b"Subject: big\r\n\r\n" + b"".join(b"%07d abcdefghijklmnopqrstuvwxyz\r\n" % i
                                                for i in range(40000))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", big.imaps_port),
+    with testserver.client_tls().wrap_socket(socket.create_connection(("127.0.0.1", big.imaps_port),
                                                   timeout=30)) as s:
         s.sendall(b'L LOGIN ida "%s"\r\nC CREATE Big\r\n' % PASSWORD.encode()
                   + b"A APPEND Big {%d+}\r\n" % len(body) + body

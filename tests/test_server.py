@@ -34,14 +34,6 @@ from mailbag.tls import generate_self_signed
 WAIT = 20.0  # seconds: a deadline for events, never an assertion about speed
 
 
-def client_tls() -> ssl.SSLContext:
-    """A client context that accepts the self-signed certificate."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 class Client:
     """A line-oriented IMAP client on a raw socket, able to switch to TLS
     after STARTTLS (so that the test sees every byte the server sends)."""
@@ -55,7 +47,7 @@ class Client:
         sock.connect(("127.0.0.1", port))
         self.sock: socket.socket = sock
         if tls:
-            self.sock = client_tls().wrap_socket(sock)
+            self.sock = testserver.client_tls().wrap_socket(sock)
         self.buf = b""
 
     def close(self) -> None:
@@ -114,7 +106,7 @@ class Client:
         assert self.command(tag, b"STARTTLS")[-1].startswith(tag + b" OK")
         # Nothing may follow the tagged OK in clear text.
         assert self.buf == b""
-        tls = client_tls().wrap_socket(self.sock)
+        tls = testserver.client_tls().wrap_socket(self.sock)
         self.sock = tls
         return tls
 
@@ -239,7 +231,7 @@ def test_login_after_starttls_with_imaplib(strict: testserver.TestServer) -> Non
         assert "LOGINDISABLED" in c.capabilities
         with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
             c.login("carol", "carol-pw")
-        c.starttls(client_tls())
+        c.starttls(testserver.client_tls())
         assert "LOGINDISABLED" not in c.capabilities
         assert c.login("carol", "carol-pw")[0] == "OK"
         assert c.select("INBOX")[0] == "OK"
@@ -269,7 +261,7 @@ def test_commands_pipelined_after_starttls_are_discarded(strict: testserver.Test
         line = c.readline()
         assert line.startswith(b"T OK"), line
         assert c.buf == b""
-        c.sock = client_tls().wrap_socket(c.sock)
+        c.sock = testserver.client_tls().wrap_socket(c.sock)
         lines = c.command(b"N", b"NOOP")
         assert lines == [lines[-1]] and lines[-1].startswith(b"N OK"), lines
         # The injected LOGIN did not log the connection in.
@@ -288,7 +280,7 @@ def test_large_injection_after_starttls_is_not_executed(strict: testserver.TestS
         assert line.startswith(b"T OK"), line
         assert c.buf == b""
         try:
-            c.sock = client_tls().wrap_socket(c.sock)
+            c.sock = testserver.client_tls().wrap_socket(c.sock)
             lines = c.command(b"N", b"NOOP")
         except (ssl.SSLError, ConnectionError, TimeoutError):
             return  # refusing the handshake over garbage is fine too
@@ -562,7 +554,7 @@ def test_connection_caps(tmp_path: Path) -> None:
         with Client(srv.imap_port, source="127.0.0.1") as c:
             per_ip = bye_reason(c)
         with socket.create_connection(("127.0.0.1", srv.imaps_port), timeout=WAIT) as raw:
-            tls = client_tls().wrap_socket(raw)
+            tls = testserver.client_tls().wrap_socket(raw)
             assert tls.recv(1000).startswith(b"* BYE [UNAVAILABLE]")
         # Other addresses may still come, up to the total.
         open_ += [admitted(srv.imap_port, "127.0.0.2"), admitted(srv.imap_port, "127.0.0.2")]

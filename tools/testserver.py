@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Tests measure protocol behaviour, not password hashing cost.
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+
+
+def client_tls() -> ssl.SSLContext:
+    """A client TLS context that accepts the test server's self-signed
+    certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def free_port() -> int:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import imaplib
 import socket
-import ssl
 import zlib
 from typing import Any
 
 import pytest
+from testserver import client_tls
 
 from conftest import USERS
 
@@ -19,13 +19,6 @@ from conftest import USERS
 imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))
 
 MSG = b"From: a@example.org\r\nSubject: compressed\r\n\r\n" + b"hello world " * 200 + b"\r\n"
-
-
-def _tls() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class DeflateMixin:
@@ -112,12 +105,12 @@ def test_imaplib_plain(server: Any) -> None:
 
 
 def test_imaplib_over_tls(server: Any) -> None:
-    _session(DeflateIMAP4SSL("127.0.0.1", server.imaps_port, ssl_context=_tls()))
+    _session(DeflateIMAP4SSL("127.0.0.1", server.imaps_port, ssl_context=client_tls()))
 
 
 def test_imaplib_after_starttls(server: Any) -> None:
     client = DeflateIMAP4("127.0.0.1", server.imap_port)
-    client.starttls(_tls())
+    client.starttls(client_tls())
     _session(client)
 
 
@@ -126,7 +119,7 @@ def test_imaplib_after_starttls(server: Any) -> None:
 class Raw:
     def __init__(self, port: int, tls: bool = False) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock: socket.socket = _tls().wrap_socket(sock) if tls else sock
+        self.sock: socket.socket = client_tls().wrap_socket(sock) if tls else sock
         self.buf = b""
         self.inflate: Any = None
         self.deflate: Any = None

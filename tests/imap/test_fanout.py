@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from testserver import client_tls
 
 from mailbag.imap import fanout
 from mailbag.imap.transport import Connection
@@ -26,13 +26,6 @@ SENDERS: list[Callable[[list[tuple[int, bytes]]], list[tuple[int, int]]]] = [
     fanout._send_all_py]
 if fanout._send_all_c is not None:
     SENDERS.append(fanout._send_all_c)
-
-
-def client_context() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Pairs:
@@ -54,7 +47,7 @@ class Pairs:
                       ) -> list[tuple[Connection, asyncio.StreamReader, asyncio.StreamWriter]]:
         assert self.server is not None
         port = self.server.sockets[0].getsockname()[1]
-        cctx = client_context() if self.tls is not None else None
+        cctx = client_tls() if self.tls is not None else None
         out = []
         for _ in range(n):
             sock = socket.socket()
@@ -76,7 +69,7 @@ class Pairs:
 
         def connect() -> socket.socket:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            return client_context().wrap_socket(sock) if self.tls is not None else sock
+            return client_tls().wrap_socket(sock) if self.tls is not None else sock
 
         sock = await asyncio.get_running_loop().run_in_executor(None, connect)
         return await asyncio.wait_for(self.ready.get(), 10), sock
