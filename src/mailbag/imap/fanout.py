@@ -101,7 +101,7 @@ class _Chunk:
     items: list[tuple[int, bytes]] = field(default_factory=list)
     short: list[tuple[int, int]] = field(default_factory=list)
     claim: threading.Lock = field(default_factory=threading.Lock)
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = None      # for a chunk handed to the helper
 
 
 def _helper(jobs: queue.SimpleQueue[_Chunk | None]) -> None:
@@ -118,7 +118,8 @@ def _send(chunk: _Chunk) -> None:
     except Exception:  # noqa: BLE001 - nothing sent: each connection is aborted
         chunk.short = [(i, -1) for i in range(len(chunk.items))]
     finally:
-        chunk.done.set()
+        if chunk.done is not None:
+            chunk.done.set()
 
 
 class Batch:
@@ -144,20 +145,24 @@ class Batch:
         chunk.conns.append(conn)
         chunk.items.append(direct)
         if len(chunk.items) >= CHUNK and self._jobs is not None:
+            chunk.done = threading.Event()
             self._jobs.put(chunk)
             self._sent.append(chunk)
             self._chunk = _Chunk()
 
     def finish(self) -> None:
         """Send what is left, wait for the helper, settle short sends."""
-        chunks, self._sent = [*self._sent, self._chunk], []
-        self._chunk = _Chunk()
+        chunks, self._sent = self._sent, []
+        if self._chunk.items:
+            chunks.append(self._chunk)
+            self._chunk = _Chunk()
         # Those the helper has not reached yet are sent from here; it skips
         # them (_send's claim).
         for chunk in chunks:
             _send(chunk)
         for chunk in chunks:
-            chunk.done.wait()
+            if chunk.done is not None:
+                chunk.done.wait()
             for i, n in chunk.short:
                 conn = chunk.conns[i]
                 if n < 0:
